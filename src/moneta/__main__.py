@@ -1,0 +1,5 @@
+"""`python -m moneta` runs the CLI."""
+
+from moneta.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Accounts and their balances, history and point-in-time balances."""

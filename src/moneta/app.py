@@ -1,0 +1,87 @@
+"""The FastAPI application: routers, middleware, error handlers and lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.responses import Response
+
+from moneta import __version__, worker
+from moneta.accounts.endpoints import router as accounts_router
+from moneta.auth.endpoints import router as api_keys_router
+from moneta.config import Settings
+from moneta.db.database import Database
+from moneta.db.runtime import DatabaseHandle, open_database
+from moneta.events.endpoints import router as events_router
+from moneta.http.deps import AppState, StateDep
+from moneta.http.limits import BodyLimitMiddleware
+from moneta.http.pagination import json_response
+from moneta.http.problems import MonetaError, install_handlers
+from moneta.ledgers.endpoints import router as ledgers_router
+from moneta.transactions.endpoints import router as transactions_router
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, handle: DatabaseHandle | None = None) -> FastAPI:
+    """`handle`: an already opened database, else the lifespan opens one; it closes either."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = handle if handle is not None else await asyncio.to_thread(open_database, settings)
+        db = await Database.connect(own.url, settings)
+        app.state.moneta = AppState(settings=settings, db=db)
+        jobs = (
+            asyncio.create_task(worker.run_forever(db, settings))
+            if settings.inprocess_worker
+            else None
+        )
+        try:
+            yield
+        finally:
+            if jobs is not None:
+                jobs.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await jobs
+            await db.close()
+            # uvicorn re-raises SIGTERM after shutdown: the embedded server stops here or never.
+            await asyncio.to_thread(own.close)
+
+    app = FastAPI(
+        title="Moneta",
+        version=__version__,
+        summary="Double-entry ledger and payments backend",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    install_handlers(app)
+    for router in (
+        ledgers_router,
+        accounts_router,
+        transactions_router,
+        events_router,
+        api_keys_router,
+    ):
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> Response:
+        return json_response('{"status":"ok"}')
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(state: StateDep) -> Response:
+        try:
+            async with state.db.connection() as conn:
+                await conn.fetchval("SELECT 1", timeout=2.0)
+        except Exception as exc:
+            raise MonetaError(
+                503, "not_ready", f"database unavailable: {type(exc).__name__}"
+            ) from None
+        return json_response('{"status":"ready","database":"ok"}')
+
+    return app

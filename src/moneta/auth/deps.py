@@ -1,0 +1,37 @@
+"""`AuthDep` / `ReadDep` / `WriteDep` / `AdminDep`: who is calling, and may they?"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from moneta.auth.schemas import Principal, Scope
+from moneta.auth.service import KeyCache, authenticate
+from moneta.http.deps import get_state
+from moneta.http.problems import MonetaError
+
+
+async def get_principal(request: Request) -> Principal:
+    state = get_state(request)
+    cache = state.caches.get("auth")
+    if cache is None:
+        cache = state.caches["auth"] = KeyCache(state.settings.auth_cache_ttl_s)
+    return await authenticate(state.db, cache, request.headers.get("authorization"))
+
+
+def require(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
+    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if not principal.allows(scope):
+            raise MonetaError(
+                403, "insufficient_scope", f"this needs a key with the {scope.value} scope"
+            )
+        return principal
+
+    return check
+
+
+ReadDep = Annotated[Principal, Depends(require(Scope.read))]
+WriteDep = Annotated[Principal, Depends(require(Scope.write))]
+AdminDep = Annotated[Principal, Depends(require(Scope.admin))]

@@ -1,0 +1,150 @@
+"""The `moneta` command: serve, dev, worker, migrate, keys."""
+
+import asyncio
+import logging
+import uuid
+from typing import Annotated
+
+import asyncpg
+import typer
+import uvicorn
+
+from moneta.auth.schemas import Scope
+from moneta.auth.service import create_key
+from moneta.config import Settings
+from moneta.db import migrate as migrations
+from moneta.db.database import Database, asyncpg_dsn
+from moneta.db.runtime import DatabaseHandle, open_database
+
+cli = typer.Typer(help="Moneta: a double-entry ledger and payments backend.", no_args_is_help=True)
+keys = typer.Typer(help="API keys.", no_args_is_help=True)
+cli.add_typer(keys, name="keys")
+
+Host = Annotated[str | None, typer.Option(help="bind address (MONETA_HOST)")]
+Port = Annotated[int | None, typer.Option(help="port (MONETA_PORT)")]
+
+
+def _settings(host: str | None = None, port: int | None = None) -> Settings:
+    settings = Settings()
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    return settings.model_copy(update=overrides)
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+
+def _serve(settings: Settings, handle: DatabaseHandle | None) -> None:
+    from moneta.app import create_app
+
+    uvicorn.run(
+        create_app(settings, handle),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        loop="uvloop",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+async def _issue_key(
+    url: str, settings: Settings, scope: Scope, ledger: uuid.UUID | None, name: str
+) -> str:
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await conn.execute(f'SET ROLE "{settings.database_app_role}"')
+        created = await create_key(conn, scope, ledger, name)
+    finally:
+        await conn.close()
+    return created.key
+
+
+@cli.command()
+def serve(host: Host = None, port: Port = None) -> None:
+    """Run the API (REST /v1, /healthz, /readyz, /docs)."""
+    settings = _settings(host, port)
+    _logging(settings)
+    _serve(settings, None)
+
+
+@cli.command()
+def dev(host: Host = None, port: Port = None) -> None:
+    """Everything in one process on embedded defaults; prints the URL and a new admin key."""
+    settings = _settings(host, port)
+    _logging(settings)
+    handle = open_database(settings)
+    try:
+        key = asyncio.run(_issue_key(handle.url, settings, Scope.admin, None, "dev"))
+    except BaseException:
+        handle.close()
+        raise
+    url = f"http://{settings.host}:{settings.port}"
+    typer.echo(
+        f"\n  Moneta is starting at {url}  (docs: {url}/docs)\n"
+        f"  Admin API key (shown once): {key}\n\n"
+        f'  curl -H "Authorization: Bearer {key}" {url}/v1/ledgers\n'
+    )
+    _serve(settings, handle)
+
+
+@cli.command()
+def worker() -> None:
+    """Run the scheduled jobs (expire pending transactions, prune idempotency keys)."""
+    from moneta import worker as jobs
+
+    settings = _settings()
+    _logging(settings)
+    handle = open_database(settings)
+
+    async def main() -> None:
+        db = await Database.connect(handle.url, settings)
+        try:
+            await jobs.run_forever(db, settings)
+        finally:
+            await db.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        handle.close()
+
+
+@cli.command()
+def migrate() -> None:
+    """Bring the database to the newest schema (embedded server or MONETA_DATABASE_URL)."""
+    settings = _settings()
+    handle = open_database(settings, migrate_embedded=False)
+    try:
+        migrations.upgrade(handle.url)
+    finally:
+        handle.close()
+    typer.echo("database is at the newest schema")
+
+
+@keys.command("create")
+def keys_create(
+    scope: Annotated[Scope, typer.Option(help="read, write or admin")],
+    ledger: Annotated[str | None, typer.Option(help="bind the key to one ledger (tenant)")] = None,
+    name: Annotated[str, typer.Option(help="a label for operators")] = "",
+) -> None:
+    """Create an API key and print it (it is shown only once)."""
+    ledger_id = None
+    if ledger is not None:
+        try:
+            ledger_id = uuid.UUID(ledger)
+        except ValueError:
+            raise typer.BadParameter("--ledger must be a ledger id") from None
+    settings = _settings()
+    handle = open_database(settings)
+    try:
+        key = asyncio.run(_issue_key(handle.url, settings, scope, ledger_id, name))
+    finally:
+        handle.close()
+    typer.echo(key)
+
+
+def main() -> None:
+    cli()

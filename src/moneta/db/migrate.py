@@ -1,0 +1,22 @@
+"""`moneta migrate`: bring a database to the newest schema with Alembic."""
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
+    return config
+
+
+def sqlalchemy_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    return f"postgresql+psycopg{sep}{rest}" if scheme in ("postgres", "postgresql") else url
+
+
+def upgrade(url: str) -> None:
+    command.upgrade(alembic_config(url), "head")

@@ -1,0 +1,1 @@
+"""Alembic migrations: one file per change, each running its reviewed SQL file."""

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every router: problem+json errors, body limits, paging, types."""

@@ -1,0 +1,32 @@
+"""The application's shared state and the `Annotated` dependencies endpoints declare."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from moneta.config import Settings
+from moneta.db.database import Database
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    # Small in-process caches keyed by the component that owns them (e.g. auth).
+    caches: dict[str, Any] = field(default_factory=dict)
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.moneta
+    return state
+
+
+def get_db(request: Request) -> Database:
+    return get_state(request).db
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+DbDep = Annotated[Database, Depends(get_db)]

@@ -1,0 +1,82 @@
+"""Field types shared by request schemas: exact amounts, bounded safe strings, metadata."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+
+# TigerBeetle's u128 is the bar: amounts are exact integers in [1, 2**128 - 1].
+MAX_AMOUNT = 2**128 - 1
+_DIGITS = re.compile(r"[0-9]{1,39}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _exact_integer(value: Any) -> int:
+    """Accept a JSON integer or a string of digits; never a float, bool or exponent."""
+    if isinstance(value, bool):
+        raise ValueError("must be an integer number of minor units, not a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
+    raise ValueError("must be an integer number of minor units (JSON integer or digit string)")
+
+
+def _no_control_chars(value: str) -> str:
+    # PostgreSQL text cannot hold NUL, and lone surrogates cannot be encoded as UTF-8: both
+    # would otherwise surface as a database error instead of a 4xx.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+Amount = Annotated[int, BeforeValidator(_exact_integer), Field(ge=1, le=MAX_AMOUNT)]
+NonNegativeAmount = Annotated[int, BeforeValidator(_exact_integer), Field(ge=0, le=MAX_AMOUNT)]
+
+
+def bounded_str(max_length: int, min_length: int = 0) -> Any:
+    return Annotated[
+        str,
+        StringConstraints(min_length=min_length, max_length=max_length),
+        AfterValidator(_no_control_chars),
+    ]
+
+
+Name = bounded_str(200, 1)
+Description = bounded_str(1000)
+ExternalId = bounded_str(255, 1)
+
+
+def _not_uuid(value: str) -> str:
+    if _UUID.fullmatch(value):
+        raise ValueError("must not look like a UUID (postings name accounts by id or code)")
+    return value
+
+
+AccountCode = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:@/+-]+$"),
+    AfterValidator(_not_uuid),
+]
+AccountRef = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:@/+-]+$")
+]
+# ISO 4217 codes and custom assets (e.g. "USDC", "POINTS"); the ledger never converts.
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{2,15}$")]
+
+MetadataKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=64), AfterValidator(_no_control_chars)
+]
+MetadataValue = Annotated[str, StringConstraints(max_length=500), AfterValidator(_no_control_chars)]
+# Flat string -> string, like Stripe: filters compare exact strings and stay index-backed.
+Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=50)]
+
+
+def is_uuid(value: str) -> bool:
+    return _UUID.fullmatch(value) is not None

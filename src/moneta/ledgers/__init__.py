@@ -1,0 +1,1 @@
+"""Ledgers: the tenants. Every other row belongs to exactly one ledger."""

@@ -1,0 +1,68 @@
+"""/v1/ledgers: create (operator keys only), list and read."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from starlette.responses import Response
+
+from moneta.auth.deps import AdminDep, ReadDep
+from moneta.http.deps import DbDep
+from moneta.http.ids import cursor_uuid, parse_id
+from moneta.http.pagination import (
+    DEFAULT_LIMIT,
+    Cursor,
+    Limit,
+    cursor_values,
+    json_response,
+    page_response,
+)
+from moneta.http.problems import MonetaError, not_found
+from moneta.idempotency import service as idempotency
+from moneta.ledgers import repository
+from moneta.ledgers.schemas import LedgerCreate, LedgerOut, LedgerPage
+
+router = APIRouter(prefix="/v1/ledgers", tags=["ledgers"])
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+@router.post("", status_code=201, response_model=LedgerOut)
+async def create_ledger(
+    body: LedgerCreate, request: Request, principal: AdminDep, db: DbDep, key: IdempotencyKey = None
+) -> Response:
+    if principal.ledger_id is not None:
+        raise MonetaError(403, "insufficient_scope", "a ledger-bound key cannot create ledgers")
+    return await idempotency.execute(
+        db,
+        principal,
+        idempotency.validate_key(key),
+        idempotency.fingerprint("POST", request.url.path, body.model_dump_json()),
+        201,
+        lambda conn: repository.insert(conn, body.name, body.metadata),
+    )
+
+
+@router.get("", response_model=LedgerPage)
+async def list_ledgers(
+    principal: ReadDep, db: DbDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Response:
+    position = cursor_values(cursor, str)
+    after = cursor_uuid(position[0]) if position else None
+    async with db.connection() as conn:
+        rows = await repository.page(conn, principal.ledger_id, after, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return page_response([body for _, body in rows], [str(rows[-1][0])] if more else None)
+
+
+@router.get("/{ledger_id}", response_model=LedgerOut)
+async def get_ledger(ledger_id: str, principal: ReadDep, db: DbDep) -> Response:
+    parsed = parse_id(ledger_id)
+    if parsed is None or not principal.sees(parsed):
+        raise not_found("ledger")
+    async with db.connection() as conn:
+        body = await repository.get(conn, parsed)
+    if body is None:
+        raise not_found("ledger")
+    return json_response(body)

@@ -1,0 +1,1 @@
+"""Transactions: postings, two-phase (pending -> post/void/expire), reversals."""

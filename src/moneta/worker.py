@@ -1,0 +1,41 @@
+"""Scheduled jobs (`moneta worker`, or inside the api process in dev): expire pending
+transactions whose time is up, and drop idempotency keys past their retention."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from moneta.config import Settings
+from moneta.db.database import Database
+from moneta.idempotency import repository as idempotency_repository
+from moneta.transactions import repository as transactions_repository
+
+log = logging.getLogger(__name__)
+
+
+async def run_once(db: Database, settings: Settings) -> tuple[int, int]:
+    """One pass of every job; returns (transactions expired, idempotency keys dropped)."""
+    async with db.connection() as conn:
+        expired = await transactions_repository.expire_due(conn, settings.worker_batch_size)
+        dropped = await idempotency_repository.delete_older_than(
+            conn, settings.idempotency_retention_s, settings.worker_batch_size
+        )
+    return expired, dropped
+
+
+async def run_forever(db: Database, settings: Settings) -> None:
+    while True:
+        try:
+            expired, dropped = await run_once(db, settings)
+            if expired or dropped:
+                log.info("worker: expired %d transactions, dropped %d keys", expired, dropped)
+            # A full batch means more is due: go again at once.
+            if expired >= settings.worker_batch_size:
+                continue
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The database may be restarting; the next pass retries.
+            log.exception("worker pass failed")
+        await asyncio.sleep(settings.worker_interval_s)
