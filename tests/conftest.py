@@ -282,8 +282,10 @@ def assert_ledger_invariants(db: psycopg.Connection[Any], ledger_id: str) -> Non
         """SELECT b.account_id FROM balances b
            LEFT JOIN LATERAL (
              SELECT
-               coalesce(sum(e.amount) FILTER (WHERE NOT e.pending AND e.direction = 'debit'), 0) pd,
-               coalesce(sum(e.amount) FILTER (WHERE NOT e.pending AND e.direction = 'credit'), 0) pc,
+               coalesce(sum(e.amount) FILTER (
+                 WHERE NOT e.pending AND e.direction = 'debit'), 0) pd,
+               coalesce(sum(e.amount) FILTER (
+                 WHERE NOT e.pending AND e.direction = 'credit'), 0) pc,
                coalesce(sum(e.amount) FILTER (
                  WHERE e.pending AND e.direction = 'debit' AND t.status = 'pending'), 0) qd,
                coalesce(sum(e.amount) FILTER (
