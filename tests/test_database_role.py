@@ -11,7 +11,6 @@ import pytest
 
 from moneta.config import Settings
 from moneta.db.database import Database
-
 from tests.conftest import Tenant
 
 

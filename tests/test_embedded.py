@@ -144,7 +144,8 @@ def _restart_and_check(
 
         # A graceful stop also stops the embedded PostgreSQL it started.
         postmaster = _postmaster_pid(data_dir)
-        assert postmaster is not None and psutil.pid_exists(postmaster)
+        assert postmaster is not None
+        assert psutil.pid_exists(postmaster)
         serve.send_signal(signal.SIGTERM)
         serve.wait(timeout=30)
         deadline = time.monotonic() + 30
