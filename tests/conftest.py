@@ -237,7 +237,7 @@ def ledger_snapshot(db: psycopg.Connection[Any], ledger_id: str) -> dict[str, An
     return {
         "balances": q(
             """SELECT account_id, posted_debits, posted_credits, pending_debits,
-                      pending_credits, version FROM balances WHERE ledger_id = %s
+                      pending_credits, version FROM account_balances WHERE ledger_id = %s
                ORDER BY account_id""",
             (ledger_id,),
         ).fetchall(),
@@ -272,14 +272,15 @@ def assert_ledger_invariants(db: psycopg.Connection[Any], ledger_id: str) -> Non
                       THEN b.posted_credits - b.posted_debits ELSE 0 END),
                   sum(CASE WHEN a.normal_balance = 'debit'
                       THEN b.posted_debits - b.posted_credits ELSE 0 END)
-           FROM accounts a JOIN balances b ON b.ledger_id = a.ledger_id AND b.account_id = a.id
+           FROM accounts a
+           JOIN account_balances b ON b.ledger_id = a.ledger_id AND b.account_id = a.id
            WHERE a.ledger_id = %s GROUP BY a.currency""",
         (ledger_id,),
     ).fetchall()
     for currency, credit_normal, debit_normal in per_currency:
         assert credit_normal == debit_normal, f"{currency}: {credit_normal} != {debit_normal}"
     mismatched = db.execute(
-        """SELECT b.account_id FROM balances b
+        """SELECT b.account_id FROM account_balances b
            LEFT JOIN LATERAL (
              SELECT
                coalesce(sum(e.amount) FILTER (
@@ -299,7 +300,7 @@ def assert_ledger_invariants(db: psycopg.Connection[Any], ledger_id: str) -> Non
     ).fetchall()
     assert mismatched == [], f"balances differ from their entries: {mismatched}"
     below_limit = db.execute(
-        """SELECT a.code FROM accounts a JOIN balances b
+        """SELECT a.code FROM accounts a JOIN account_balances b
              ON b.ledger_id = a.ledger_id AND b.account_id = a.id
            WHERE a.ledger_id = %s AND a.overdraft_limit IS NOT NULL
              AND moneta_available(a.normal_balance, b.posted_debits, b.posted_credits,

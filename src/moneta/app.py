@@ -58,7 +58,11 @@ def create_app(settings: Settings, handle: DatabaseHandle | None = None) -> Fast
         summary="Double-entry ledger and payments backend",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_batch_body_bytes=settings.max_batch_body_bytes,
+    )
     install_handlers(app)
     for router in (
         ledgers_router,

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    # POST /v1/transactions/batch carries up to 10,000 transactions.
+    max_batch_body_bytes: int = Field(default=16 * 1_048_576, ge=1024, le=256 * 1_048_576)
     idempotency_retention_s: int = Field(default=48 * 3600, ge=24 * 3600)
     # API-key verifications are cached in-process this long (revocation takes effect within it).
     auth_cache_ttl_s: float = Field(default=5.0, ge=0.0, le=300.0)
@@ -34,5 +36,7 @@ class Settings(BaseSettings):
     inprocess_worker: bool = True
     worker_interval_s: float = Field(default=1.0, gt=0.0, le=3600.0)
     worker_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Balance increments of limit-free (hot) accounts folded per pass.
+    fold_batch_size: int = Field(default=50_000, ge=1, le=1_000_000)
 
     log_level: str = "info"

@@ -1,11 +1,13 @@
-"""Scheduled jobs (`moneta worker`, or inside the api process in dev): expire pending
-transactions whose time is up, and drop idempotency keys past their retention."""
+"""Scheduled jobs (`moneta worker`, or inside the api process in dev): fold hot accounts'
+balance deltas, expire pending transactions whose time is up, and drop idempotency keys
+past their retention."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
+from moneta.accounts import repository as accounts_repository
 from moneta.config import Settings
 from moneta.db.database import Database
 from moneta.idempotency import repository as idempotency_repository
@@ -17,6 +19,8 @@ log = logging.getLogger(__name__)
 async def run_once(db: Database, settings: Settings) -> tuple[int, int]:
     """One pass of every job; returns (transactions expired, idempotency keys dropped)."""
     async with db.connection() as conn:
+        # Fold hot accounts' deltas first: reads stay exact either way, this keeps them short.
+        await accounts_repository.fold_deltas(conn, settings.fold_batch_size)
         expired = await transactions_repository.expire_due(conn, settings.worker_batch_size)
         dropped = await idempotency_repository.delete_older_than(
             conn, settings.idempotency_retention_s, settings.worker_batch_size

@@ -122,3 +122,9 @@ async def entries_page(
         limit,
     )
     return [(row["id"], row["body"]) for row in rows]
+
+
+async def fold_deltas(conn: Connection, limit: int) -> int:
+    """Fold up to `limit` unlocked balance increments of limit-free accounts into balances."""
+    folded = await conn.fetchval("SELECT moneta_fold_deltas($1)", limit)
+    return int(folded or 0)

@@ -72,9 +72,11 @@ class EntryOut(BaseModel):
     direction: Literal["debit", "credit"]
     amount: int
     pending: bool = Field(description="a reservation of a pending transaction")
-    balance_after: int = Field(
-        description="posted balance right after this entry, in commit order; "
-        "pending entries carry the unchanged posted balance"
+    balance_after: int | None = Field(
+        description="posted balance right after this entry, in commit order; pending "
+        "entries carry the unchanged posted balance; null for accounts without an overdraft "
+        "limit, which are updated without a lock (their balance is exact, per-entry running "
+        "balances are not kept)"
     )
     effective_at: datetime
     created_at: datetime

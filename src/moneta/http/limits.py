@@ -12,18 +12,26 @@ class _BodyTooLargeError(Exception):
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    """Bodies are limited to `max_body_bytes`, or `max_batch_body_bytes` on batch routes."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_batch_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_batch_body_bytes = max_batch_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = (
+            self.max_batch_body_bytes
+            if str(scope.get("path", "")).endswith("/batch")
+            else self.max_body_bytes
+        )
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await self._reject(scope, receive, send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._reject(limit, scope, receive, send)
             return
         has_body = (declared is not None and declared != b"0") or b"transfer-encoding" in headers
         if has_body and b"json" not in headers.get(b"content-type", b"").lower():
@@ -40,7 +48,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     raise _BodyTooLargeError
             return message
 
@@ -53,10 +61,10 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLargeError:
             if not started:
-                await self._reject(scope, receive, send)
+                await self._reject(limit, scope, receive, send)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _reject(self, limit: int, scope: Scope, receive: Receive, send: Send) -> None:
         problem = MonetaError(
-            413, "payload_too_large", f"request bodies are limited to {self.max_body_bytes} bytes"
+            413, "payload_too_large", f"request bodies are limited to {limit} bytes"
         )
         await problem.response()(scope, receive, send)

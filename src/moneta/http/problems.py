@@ -72,6 +72,12 @@ _LEDGER_CODES: dict[str, int] = {
     "transaction_is_reversal": 409,
 }
 
+
+def ledger_status(code: str) -> int:
+    """The HTTP status of a ledger rule failure code."""
+    return _LEDGER_CODES.get(code, 422)
+
+
 # PostgreSQL errors that a client's request can provoke, and what they mean to the client.
 _SQLSTATE_PROBLEMS: dict[str, tuple[int, str, str]] = {
     "22003": (422, "amount_out_of_range", "an amount or balance exceeds the supported range"),
@@ -92,7 +98,10 @@ def from_postgres(error: asyncpg.PostgresError) -> MonetaError | None:
     if sqlstate == "MN001":
         code = str(getattr(error, "message", "")) or "invalid_request"
         detail = str(getattr(error, "detail", "") or code)
-        return MonetaError(_LEDGER_CODES.get(code, 422), code, detail)
+        # A batch names the failing item in the hint: "index=<i>".
+        hint = str(getattr(error, "hint", "") or "")
+        extra = {"index": int(hint[6:])} if hint.startswith("index=") else None
+        return MonetaError(ledger_status(code), code, detail, extra=extra)
     if sqlstate in _SQLSTATE_PROBLEMS:
         status, code, detail = _SQLSTATE_PROBLEMS[sqlstate]
         return MonetaError(status, code, detail)

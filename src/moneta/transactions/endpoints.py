@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Request
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from moneta.auth.deps import ReadDep, WriteDep
@@ -23,6 +24,8 @@ from moneta.http.tenancy import target_ledger, visible_ledger
 from moneta.idempotency import service as idempotency
 from moneta.transactions import repository, service
 from moneta.transactions.schemas import (
+    BatchCreate,
+    BatchOut,
     Status,
     TransactionCreate,
     TransactionOut,
@@ -35,9 +38,7 @@ router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
-def _fingerprint(
-    request: Request, body: TransactionCreate | TransactionPost | TransactionReverse | None
-) -> bytes:
+def _fingerprint(request: Request, body: BaseModel | None) -> bytes:
     canonical = body.model_dump_json() if body is not None else ""
     return idempotency.fingerprint("POST", request.url.path, canonical)
 
@@ -58,6 +59,34 @@ async def create_transaction(
         _fingerprint(request, body),
         201,
         lambda conn: service.create(conn, ledger_id, body),
+    )
+
+
+@router.post(
+    "/batch",
+    response_model=BatchOut,
+    status_code=201,
+    responses={200: {"model": BatchOut, "description": "atomic=false: per-item results"}},
+    description="Up to 10,000 transactions in one database statement, applied in order "
+    "(an item may fail for funds an earlier item spent). `atomic: true` (default): all or "
+    "none, 201, or the first failure as a problem with its `index`. `atomic: false`: 200 "
+    "with one result per item, each created or failed on its own.",
+)
+async def create_batch(
+    body: BatchCreate,
+    request: Request,
+    principal: WriteDep,
+    db: DbDep,
+    key: IdempotencyKey = None,
+) -> Response:
+    ledger_id = target_ledger(principal, body.ledger_id)
+    return await idempotency.execute(
+        db,
+        principal,
+        idempotency.validate_key(key),
+        _fingerprint(request, body),
+        201 if body.atomic else 200,
+        lambda conn: service.create_batch(conn, ledger_id, body),
     )
 
 

@@ -3,37 +3,25 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from moneta.db.database import Connection
+from moneta.transactions.schemas import TransactionFields
 
 
-async def create(
-    conn: Connection,
-    ledger_id: uuid.UUID,
-    debits: list[str],
-    credits: list[str],
-    amounts: list[int],
-    pending: bool,
-    expires_in_s: int | None,
-    effective_at: datetime | None,
-    description: str | None,
-    external_id: str | None,
-    metadata: dict[str, str],
-) -> str:
+async def create(conn: Connection, ledger_id: uuid.UUID, item: TransactionFields) -> str:
     body: str = await conn.fetchval(
         """SELECT moneta_create_transaction($1, $2, $3, $4, $5,
                     now() + make_interval(secs => $6), $7, $8, $9, $10::jsonb, NULL)::text""",
         ledger_id,
-        debits,
-        credits,
-        amounts,
-        pending,
-        None if expires_in_s is None else float(expires_in_s),
-        effective_at,
-        description,
-        external_id,
-        metadata,
+        [p.debit for p in item.postings],
+        [p.credit for p in item.postings],
+        [p.amount for p in item.postings],
+        item.pending,
+        None if item.expires_in is None else float(item.expires_in),
+        item.effective_at,
+        item.description,
+        item.external_id,
+        item.metadata,
     )
     return body
 
@@ -126,3 +114,39 @@ async def page(
 async def expire_due(conn: Connection, limit: int) -> int:
     expired = await conn.fetchval("SELECT moneta_expire_due($1)", limit)
     return int(expired or 0)
+
+
+async def create_batch(
+    conn: Connection,
+    ledger_id: uuid.UUID,
+    atomic: bool,
+    items: list[TransactionFields],
+) -> list[tuple[int, str | None, str | None, str | None]]:
+    """One statement for the whole batch: (index, error code, detail, transaction JSON)."""
+    posting_item: list[int] = []
+    debits: list[str] = []
+    credits: list[str] = []
+    amounts: list[int] = []
+    for number, item in enumerate(items, start=1):
+        for posting in item.postings:
+            posting_item.append(number)
+            debits.append(posting.debit)
+            credits.append(posting.credit)
+            amounts.append(posting.amount)
+    rows = await conn.fetch(
+        """SELECT item, code, detail, body
+           FROM moneta_create_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
+        ledger_id,
+        atomic,
+        posting_item,
+        debits,
+        credits,
+        amounts,
+        [item.pending for item in items],
+        [None if item.expires_in is None else float(item.expires_in) for item in items],
+        [item.effective_at for item in items],
+        [item.description for item in items],
+        [item.external_id for item in items],
+        [item.metadata for item in items],
+    )
+    return [(row["item"], row["code"], row["detail"], row["body"]) for row in rows]

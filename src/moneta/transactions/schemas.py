@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
@@ -30,11 +30,13 @@ class PostingIn(BaseModel):
     amount: Amount = Field(description="minor units, JSON integer or digit string")
 
 
-class TransactionCreate(BaseModel):
+MAX_BATCH_ITEMS = 10_000
+
+
+class TransactionFields(BaseModel):
+    """A transaction's own fields: a batch item, or a single create without ledger_id."""
+
     model_config = ConfigDict(extra="forbid")
-    ledger_id: uuid.UUID | None = Field(
-        default=None, description="required unless the API key is bound to one ledger"
-    )
     postings: list[PostingIn] = Field(min_length=1, max_length=MAX_POSTINGS)
     pending: StrictBool = Field(default=False, description="reserve now, post or void later")
     expires_in: int | None = Field(
@@ -48,10 +50,27 @@ class TransactionCreate(BaseModel):
     metadata: Metadata = {}
 
     @model_validator(mode="after")
-    def _expiry_needs_pending(self) -> TransactionCreate:
+    def _expiry_needs_pending(self) -> TransactionFields:
         if self.expires_in is not None and not self.pending:
             raise ValueError("expires_in applies to pending transactions only")
         return self
+
+
+class TransactionCreate(TransactionFields):
+    ledger_id: uuid.UUID | None = Field(
+        default=None, description="required unless the API key is bound to one ledger"
+    )
+
+
+class BatchCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ledger_id: uuid.UUID | None = Field(
+        default=None, description="required unless the API key is bound to one ledger"
+    )
+    atomic: StrictBool = Field(
+        default=True, description="all or none; false applies each item on its own"
+    )
+    transactions: list[TransactionFields] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
 
 
 class TransactionPost(BaseModel):
@@ -103,3 +122,17 @@ class TransactionOut(BaseModel):
 class TransactionPage(BaseModel):
     data: list[TransactionOut]
     next_cursor: str | None
+
+
+class BatchResult(BaseModel):
+    index: int
+    status: int = Field(description="201, or the status the item alone would have had")
+    transaction: TransactionOut | None = None
+    error: dict[str, Any] | None = Field(default=None, description="problem+json of the item")
+
+
+class BatchOut(BaseModel):
+    atomic: bool
+    succeeded: int
+    failed: int
+    results: list[BatchResult] = Field(description="one per item, in request order")

@@ -2,35 +2,57 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from moneta.auth.schemas import Principal
 from moneta.db.database import Connection
-from moneta.http.problems import MonetaError, not_found
+from moneta.http.problems import MonetaError, ledger_status, not_found
 from moneta.transactions import repository
-from moneta.transactions.schemas import TransactionCreate, TransactionPost, TransactionReverse
+from moneta.transactions.schemas import (
+    BatchCreate,
+    TransactionCreate,
+    TransactionFields,
+    TransactionPost,
+    TransactionReverse,
+)
 
 # Clocks drift: an effective_at a little ahead of ours is accepted, a future date is not.
 MAX_CLOCK_SKEW = timedelta(seconds=60)
 
 
+def _check_effective_at(item: TransactionFields, index: int | None = None) -> None:
+    if item.effective_at is not None and item.effective_at > datetime.now(UTC) + MAX_CLOCK_SKEW:
+        raise MonetaError(
+            422,
+            "effective_at_in_future",
+            "effective_at may not be in the future",
+            extra=None if index is None else {"index": index},
+        )
+
+
 async def create(conn: Connection, ledger_id: uuid.UUID, body: TransactionCreate) -> str:
-    if body.effective_at is not None and body.effective_at > datetime.now(UTC) + MAX_CLOCK_SKEW:
-        raise MonetaError(422, "effective_at_in_future", "effective_at may not be in the future")
-    return await repository.create(
-        conn,
-        ledger_id,
-        [p.debit for p in body.postings],
-        [p.credit for p in body.postings],
-        [p.amount for p in body.postings],
-        body.pending,
-        body.expires_in,
-        body.effective_at,
-        body.description,
-        body.external_id,
-        body.metadata,
-    )
+    _check_effective_at(body)
+    return await repository.create(conn, ledger_id, body)
+
+
+async def create_batch(conn: Connection, ledger_id: uuid.UUID, body: BatchCreate) -> str:
+    """Runs the batch in one statement and splices the per-item JSON into the envelope."""
+    for index, item in enumerate(body.transactions):
+        _check_effective_at(item, index)
+    rows = await repository.create_batch(conn, ledger_id, body.atomic, body.transactions)
+    results: list[str] = []
+    failed = 0
+    for index, code, detail, transaction in rows:
+        if code is None:
+            results.append(f'{{"index":{index},"status":201,"transaction":{transaction}}}')
+            continue
+        failed += 1
+        problem = MonetaError(ledger_status(code), code, detail or code).body().decode()
+        results.append(f'{{"index":{index},"status":{ledger_status(code)},"error":{problem}}}')
+    head = json.dumps({"atomic": body.atomic, "succeeded": len(rows) - failed, "failed": failed})
+    return head[:-1] + ',"results":[' + ",".join(results) + "]}"
 
 
 async def locate(
