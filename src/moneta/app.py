@@ -89,3 +89,8 @@ def create_app(settings: Settings, handle: DatabaseHandle | None = None) -> Fast
         return json_response('{"status":"ready","database":"ok"}')
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The factory uvicorn's worker processes call (`moneta serve --workers N`)."""
+    return create_app(Settings())

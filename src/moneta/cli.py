@@ -2,8 +2,9 @@
 
 import asyncio
 import logging
+import os
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 import typer
@@ -22,12 +23,15 @@ cli.add_typer(keys, name="keys")
 
 Host = Annotated[str | None, typer.Option(help="bind address (MONETA_HOST)")]
 Port = Annotated[int | None, typer.Option(help="port (MONETA_PORT)")]
+Workers = Annotated[int | None, typer.Option(help="API processes (MONETA_WORKERS)")]
 
 
-def _settings(host: str | None = None, port: int | None = None) -> Settings:
+def _settings(
+    host: str | None = None, port: int | None = None, workers: int | None = None
+) -> Settings:
     settings = Settings()
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    return settings.model_copy(update=overrides)
+    given = {"host": host, "port": port, "workers": workers}
+    return settings.model_copy(update={k: v for k, v in given.items() if v is not None})
 
 
 def _logging(settings: Settings) -> None:
@@ -39,15 +43,26 @@ def _logging(settings: Settings) -> None:
 def _serve(settings: Settings, handle: DatabaseHandle | None) -> None:
     from moneta.app import create_app
 
-    uvicorn.run(
-        create_app(settings, handle),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        loop="uvloop",
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings, handle), **options)
+        return
+    # Several processes: this parent owns the database (embedded or not) and hands its URL
+    # to the workers, which only connect.
+    handle = handle or open_database(settings)
+    os.environ["MONETA_DATABASE_URL"] = handle.url
+    try:
+        uvicorn.run("moneta.app:app_from_env", factory=True, workers=settings.workers, **options)
+    finally:
+        handle.close()
 
 
 async def _issue_key(
@@ -63,9 +78,9 @@ async def _issue_key(
 
 
 @cli.command()
-def serve(host: Host = None, port: Port = None) -> None:
+def serve(host: Host = None, port: Port = None, workers: Workers = None) -> None:
     """Run the API (REST /v1, /healthz, /readyz, /docs)."""
-    settings = _settings(host, port)
+    settings = _settings(host, port, workers)
     _logging(settings)
     _serve(settings, None)
 

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # API processes; >1 needs no extra setup (the embedded database is shared).
+    workers: int = Field(default=1, ge=1, le=64)
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     # POST /v1/transactions/batch carries up to 10,000 transactions.
