@@ -26,7 +26,8 @@ async def insert(
                       ON CONFLICT (ledger_id, code) DO NOTHING RETURNING *),
                 b AS (INSERT INTO balances (ledger_id, account_id)
                       SELECT ledger_id, id FROM a RETURNING *),
-                j AS (SELECT moneta_account_json(ROW(a.*)::accounts, ROW(b.*)::balances) AS doc
+                j AS (SELECT moneta_account_json(ROW(a.*)::accounts, ROW(b.*)::account_balances)
+                             AS doc
                       FROM a JOIN b ON b.account_id = a.id),
                 e AS (INSERT INTO outbox (ledger_id, type, data)
                       SELECT $1, 'account.created', doc FROM j)
@@ -45,7 +46,7 @@ async def insert(
 async def get(conn: Connection, account_id: uuid.UUID, only: uuid.UUID | None) -> str | None:
     body: str | None = await conn.fetchval(
         """SELECT moneta_account_json(a, b)::text FROM accounts a
-           JOIN balances b ON b.ledger_id = a.ledger_id AND b.account_id = a.id
+           JOIN account_balances b ON b.ledger_id = a.ledger_id AND b.account_id = a.id
            WHERE a.id = $1 AND ($2::uuid IS NULL OR a.ledger_id = $2)""",
         account_id,
         only,
@@ -76,7 +77,7 @@ async def page(
 ) -> list[tuple[uuid.UUID, str]]:
     rows = await conn.fetch(
         """SELECT a.id, moneta_account_json(a, b)::text AS body FROM accounts a
-           JOIN balances b ON b.ledger_id = a.ledger_id AND b.account_id = a.id
+           JOIN account_balances b ON b.ledger_id = a.ledger_id AND b.account_id = a.id
            WHERE ($1::uuid IS NULL OR a.ledger_id = $1) AND ($2::text IS NULL OR a.code = $2)
              AND a.metadata @> $3::jsonb AND ($4::uuid IS NULL OR a.id > $4)
            ORDER BY a.id LIMIT $5""",

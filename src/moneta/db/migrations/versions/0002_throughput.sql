@@ -41,8 +41,9 @@ CREATE VIEW account_balances AS
     ) d ON true;
 GRANT SELECT ON account_balances TO moneta_app;
 
--- The account JSON now reads the effective balance.
-CREATE OR REPLACE FUNCTION moneta_account_json(a accounts, b balances) RETURNS jsonb
+-- The account JSON now formats the effective balance (the view above is its one source).
+DROP FUNCTION moneta_account_json(accounts, balances);
+CREATE FUNCTION moneta_account_json(a accounts, b account_balances) RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
   SELECT jsonb_build_object(
     'id', a.id, 'ledger_id', a.ledger_id, 'code', a.code, 'currency', a.currency,
@@ -50,19 +51,12 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     'metadata', a.metadata, 'created_at', a.created_at,
     'balance', jsonb_build_object(
       'currency', a.currency,
-      'posted', moneta_posted(a.normal_balance, e.posted_debits, e.posted_credits),
-      'available', moneta_available(a.normal_balance, e.posted_debits, e.posted_credits,
-                                    e.pending_debits, e.pending_credits),
-      'pending_debits', e.pending_debits, 'pending_credits', e.pending_credits,
-      'posted_debits', e.posted_debits, 'posted_credits', e.posted_credits,
-      'version', e.version))
-    FROM (SELECT b.posted_debits + coalesce(sum(d.posted_debits), 0) AS posted_debits,
-                 b.posted_credits + coalesce(sum(d.posted_credits), 0) AS posted_credits,
-                 b.pending_debits + coalesce(sum(d.pending_debits), 0) AS pending_debits,
-                 b.pending_credits + coalesce(sum(d.pending_credits), 0) AS pending_credits,
-                 b.version + count(d.*) AS version
-            FROM balance_deltas d
-           WHERE d.ledger_id = a.ledger_id AND d.account_id = a.id) e
+      'posted', moneta_posted(a.normal_balance, b.posted_debits, b.posted_credits),
+      'available', moneta_available(a.normal_balance, b.posted_debits, b.posted_credits,
+                                    b.pending_debits, b.pending_credits),
+      'pending_debits', b.pending_debits, 'pending_credits', b.pending_credits,
+      'posted_debits', b.posted_debits, 'posted_credits', b.posted_credits,
+      'version', b.version))
 $$;
 
 -- Applies one transaction's postings (see 0001). Limited accounts: row lock in id order,
