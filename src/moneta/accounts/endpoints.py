@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
-from pydantic import AwareDatetime
 from starlette.responses import Response
 
 from moneta.accounts import repository, service
@@ -24,7 +23,7 @@ from moneta.http.pagination import (
     page_response,
 )
 from moneta.http.tenancy import target_ledger, visible_ledger
-from moneta.http.types import AccountRef
+from moneta.http.types import AccountRef, Timestamp
 from moneta.idempotency import service as idempotency
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
@@ -87,7 +86,7 @@ async def get_balance_as_of(
     principal: ReadDep,
     db: DbDep,
     as_of: Annotated[
-        AwareDatetime | None, Query(description="ISO 8601 with a time zone; default now")
+        Timestamp | None, Query(description="ISO 8601 with a time zone; default now")
     ] = None,
 ) -> Response:
     when = as_of or datetime.now(UTC)

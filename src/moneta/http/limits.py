@@ -7,10 +7,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from moneta.http.problems import MonetaError
 
 
-class _BodyTooLargeError(Exception):
-    pass
-
-
 class BodyLimitMiddleware:
     """Bodies are limited to `max_body_bytes`, or `max_batch_body_bytes` on batch routes."""
 
@@ -40,28 +36,36 @@ class BodyLimitMiddleware:
             )
             await problem.response()(scope, receive, send)
             return
+        if declared is not None:
+            # A declared length is enforced above; the server will not read past it.
+            await self.app(scope, receive, send)
+            return
+        # Chunked: read the body here, so the limit answers 413 before the app sees it.
+        chunks: list[bytes] = []
         received = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
+        more = True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _BodyTooLargeError
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLargeError:
-            if not started:
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > limit:
                 await self._reject(limit, scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = bool(message.get("more_body", False))
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
     async def _reject(self, limit: int, scope: Scope, receive: Receive, send: Send) -> None:
         problem = MonetaError(

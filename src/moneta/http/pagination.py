@@ -56,7 +56,10 @@ def cursor_values(cursor: str | None, *kinds: type) -> list[Any] | None:
     if position is None:
         return None
     if len(position) != len(kinds) or not all(
-        isinstance(value, kind) and not isinstance(value, bool)
+        isinstance(value, kind)
+        and not isinstance(value, bool)
+        # Our integer positions are database bigints: anything else was not issued here.
+        and (not isinstance(value, int) or 0 <= value < 2**63)
         for value, kind in zip(position, kinds, strict=True)
     ):
         raise MonetaError(400, "invalid_cursor", "the cursor is not one this API issued")

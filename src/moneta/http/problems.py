@@ -131,7 +131,11 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        # FastAPI answers 400 for bodies it cannot decode at all (invalid UTF-8, nesting too
+        # deep, integers too long to parse): to the client that is malformed JSON.
+        code = {400: "malformed_json", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
         return MonetaError(exc.status_code, code, str(exc.detail)).response()
 
     @app.exception_handler(asyncpg.PostgresError)

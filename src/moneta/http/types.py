@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
 
 # TigerBeetle's u128 is the bar: amounts are exact integers in [1, 2**128 - 1].
 MAX_AMOUNT = 2**128 - 1
@@ -76,6 +77,21 @@ MetadataKey = Annotated[
 MetadataValue = Annotated[str, StringConstraints(max_length=500), AfterValidator(_no_control_chars)]
 # Flat string -> string, like Stripe: filters compare exact strings and stay index-backed.
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=50)]
+
+
+# Timestamps a ledger can store and compare exactly: PostgreSQL's range is wider, but its
+# driver maps the extremes to +-infinity, and years before 1970 are no ledger's business.
+MIN_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_TIMESTAMP = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    if not MIN_TIMESTAMP <= value <= MAX_TIMESTAMP:
+        raise ValueError("must be between 1970-01-01 and 9999-12-30 (UTC)")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_in_range)]
 
 
 def is_uuid(value: str) -> bool:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from moneta.http.types import (
     AccountRef,
@@ -15,6 +15,7 @@ from moneta.http.types import (
     ExternalId,
     Metadata,
     NonNegativeAmount,
+    Timestamp,
 )
 
 MAX_POSTINGS = 100
@@ -42,7 +43,7 @@ class TransactionFields(BaseModel):
     expires_in: int | None = Field(
         default=None, ge=1, le=MAX_EXPIRES_IN_S, strict=True, description="seconds; pending only"
     )
-    effective_at: AwareDatetime | None = Field(
+    effective_at: Timestamp | None = Field(
         default=None, description="backdate the entries' effective time (default now)"
     )
     description: Description | None = None
