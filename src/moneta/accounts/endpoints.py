@@ -40,10 +40,11 @@ async def create_account(
 ) -> Response:
     ledger_id = target_ledger(principal, body.ledger_id)
     return await idempotency.execute(
+        request,
         db,
         principal,
-        idempotency.validate_key(key),
-        idempotency.fingerprint("POST", request.url.path, body.model_dump_json()),
+        key,
+        body,
         201,
         lambda conn: service.create(conn, ledger_id, body),
     )

@@ -9,12 +9,12 @@ from fastapi import Depends, Request
 
 from moneta.auth.schemas import Principal, Scope
 from moneta.auth.service import KeyCache, authenticate
-from moneta.http.deps import get_state
+from moneta.http.deps import app_state
 from moneta.http.problems import MonetaError
 
 
 async def get_principal(request: Request) -> Principal:
-    state = get_state(request)
+    state = app_state(request)
     cache = state.caches.get("auth")
     if cache is None:
         cache = state.caches["auth"] = KeyCache(state.settings.auth_cache_ttl_s)

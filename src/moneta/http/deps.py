@@ -19,13 +19,19 @@ class AppState:
     caches: dict[str, Any] = field(default_factory=dict)
 
 
-def get_state(request: Request) -> AppState:
+def app_state(request: Request) -> AppState:
     state: AppState = request.app.state.moneta
     return state
 
 
-def get_db(request: Request) -> Database:
-    return get_state(request).db
+# Dependencies are async on purpose: FastAPI runs a sync dependency in a worker thread,
+# a thread hop per request for a dictionary lookup.
+async def get_state(request: Request) -> AppState:
+    return app_state(request)
+
+
+async def get_db(request: Request) -> Database:
+    return app_state(request).db
 
 
 StateDep = Annotated[AppState, Depends(get_state)]

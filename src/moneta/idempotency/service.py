@@ -12,6 +12,8 @@ import hashlib
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+from fastapi import Request
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from moneta.auth.schemas import Principal
@@ -42,18 +44,24 @@ def fingerprint(method: str, path: str, canonical_body: str) -> bytes:
 
 
 async def execute(
+    request: Request,
     db: Database,
     principal: Principal,
     key: str | None,
-    request_fingerprint: bytes,
+    body: BaseModel | None,
     success_status: int,
     action: Action,
 ) -> Response:
+    """Run `action` once per (API key, Idempotency-Key); the body is the request's identity."""
+    key = validate_key(key)
     if key is None:
         async with db.connection() as conn:
-            body = await action(conn)
-        return Response(body.encode(), success_status, media_type="application/json")
+            answer = await action(conn)
+        return Response(answer.encode(), success_status, media_type="application/json")
 
+    # The validated body, re-serialized: "100" and 100 are the same request.
+    canonical = body.model_dump_json() if body is not None else ""
+    request_fingerprint = fingerprint(request.method, request.url.path, canonical)
     async with db.connection() as conn, conn.transaction():
         try:
             claimed = await repository.claim(conn, principal.key_id, key, request_fingerprint)

@@ -34,10 +34,11 @@ async def create_ledger(
     if principal.ledger_id is not None:
         raise MonetaError(403, "insufficient_scope", "a ledger-bound key cannot create ledgers")
     return await idempotency.execute(
+        request,
         db,
         principal,
-        idempotency.validate_key(key),
-        idempotency.fingerprint("POST", request.url.path, body.model_dump_json()),
+        key,
+        body,
         201,
         lambda conn: repository.insert(conn, body.name, body.metadata),
     )

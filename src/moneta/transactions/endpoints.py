@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Request
-from pydantic import BaseModel
 from starlette.responses import Response
 
 from moneta.auth.deps import ReadDep, WriteDep
@@ -38,11 +37,6 @@ router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
-def _fingerprint(request: Request, body: BaseModel | None) -> bytes:
-    canonical = body.model_dump_json() if body is not None else ""
-    return idempotency.fingerprint("POST", request.url.path, canonical)
-
-
 @router.post("", status_code=201, response_model=TransactionOut)
 async def create_transaction(
     body: TransactionCreate,
@@ -53,10 +47,11 @@ async def create_transaction(
 ) -> Response:
     ledger_id = target_ledger(principal, body.ledger_id)
     return await idempotency.execute(
+        request,
         db,
         principal,
-        idempotency.validate_key(key),
-        _fingerprint(request, body),
+        key,
+        body,
         201,
         lambda conn: service.create(conn, ledger_id, body),
     )
@@ -81,10 +76,11 @@ async def create_batch(
 ) -> Response:
     ledger_id = target_ledger(principal, body.ledger_id)
     return await idempotency.execute(
+        request,
         db,
         principal,
-        idempotency.validate_key(key),
-        _fingerprint(request, body),
+        key,
+        body,
         201 if body.atomic else 200,
         lambda conn: service.create_batch(conn, ledger_id, body),
     )
@@ -130,10 +126,11 @@ async def post_transaction(
     """Settle a pending transaction, in full or for less (the rest is released)."""
     tx_id = parse_id(transaction_id)
     return await idempotency.execute(
+        request,
         db,
         principal,
-        idempotency.validate_key(key),
-        _fingerprint(request, body),
+        key,
+        body,
         200,
         lambda conn: service.post(conn, principal, tx_id, body),
     )
@@ -150,10 +147,11 @@ async def void_transaction(
     """Release a pending transaction's reservation."""
     tx_id = parse_id(transaction_id)
     return await idempotency.execute(
+        request,
         db,
         principal,
-        idempotency.validate_key(key),
-        _fingerprint(request, None),
+        key,
+        None,
         200,
         lambda conn: service.void(conn, principal, tx_id),
     )
@@ -171,10 +169,11 @@ async def reverse_transaction(
     """Create a new posted transaction that undoes this one (at most once)."""
     tx_id = parse_id(transaction_id)
     return await idempotency.execute(
+        request,
         db,
         principal,
-        idempotency.validate_key(key),
-        _fingerprint(request, body),
+        key,
+        body,
         201,
         lambda conn: service.reverse(conn, principal, tx_id, body),
     )
