@@ -14,6 +14,7 @@ from moneta.accounts.schemas import AccountCreate, AccountOut, AccountPage, Bala
 from moneta.auth.deps import ReadDep, WriteDep
 from moneta.http.deps import DbDep
 from moneta.http.ids import cursor_uuid, metadata_filter, parse_id
+from moneta.http.openapi import PROBLEM_RESPONSES
 from moneta.http.pagination import (
     DEFAULT_LIMIT,
     Cursor,
@@ -26,7 +27,7 @@ from moneta.http.tenancy import target_ledger, visible_ledger
 from moneta.http.types import AccountRef, Timestamp
 from moneta.idempotency import service as idempotency
 
-router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"], responses=PROBLEM_RESPONSES)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 

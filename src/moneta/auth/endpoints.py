@@ -9,10 +9,11 @@ from moneta.auth import service
 from moneta.auth.deps import AdminDep
 from moneta.auth.schemas import ApiKeyCreate, ApiKeyCreated
 from moneta.http.deps import DbDep
+from moneta.http.openapi import PROBLEM_RESPONSES
 from moneta.http.pagination import json_response
 from moneta.http.tenancy import target_ledger
 
-router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
+router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], responses=PROBLEM_RESPONSES)
 
 
 @router.post(

@@ -12,10 +12,11 @@ from moneta.auth.deps import ReadDep
 from moneta.events import repository
 from moneta.events.schemas import EventPage
 from moneta.http.deps import DbDep
+from moneta.http.openapi import PROBLEM_RESPONSES
 from moneta.http.pagination import DEFAULT_LIMIT, Limit, cursor_values, page_response
 from moneta.http.tenancy import target_ledger
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(prefix="/v1/events", tags=["events"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("", response_model=EventPage, description="Oldest first; resume with `after`.")

@@ -16,7 +16,11 @@ MAX_LIMIT = 1000
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")]
 Cursor = Annotated[
-    str | None, Query(max_length=512, description="opaque cursor from `next_cursor`")
+    str | None,
+    Query(
+        max_length=512,
+        description="opaque cursor from `next_cursor` (anything else: 400 invalid_cursor)",
+    ),
 ]
 
 

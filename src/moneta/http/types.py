@@ -6,7 +6,14 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 # TigerBeetle's u128 is the bar: amounts are exact integers in [1, 2**128 - 1].
 MAX_AMOUNT = 2**128 - 1
@@ -37,8 +44,27 @@ def _no_control_chars(value: str) -> str:
     return value
 
 
-Amount = Annotated[int, BeforeValidator(_exact_integer), Field(ge=1, le=MAX_AMOUNT)]
-NonNegativeAmount = Annotated[int, BeforeValidator(_exact_integer), Field(ge=0, le=MAX_AMOUNT)]
+def _amount_schema(minimum: int) -> WithJsonSchema:
+    """What the OpenAPI document promises: an integer in range, or its digits as a string
+    (up to 38 digits, which always fit in 128 bits)."""
+    digits = "^[1-9][0-9]{0,37}$" if minimum else "^(0|[1-9][0-9]{0,37})$"
+    return WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": minimum, "maximum": MAX_AMOUNT},
+                {"type": "string", "pattern": digits},
+            ],
+            "description": "an exact integer of minor units",
+        }
+    )
+
+
+Amount = Annotated[
+    int, BeforeValidator(_exact_integer), Field(ge=1, le=MAX_AMOUNT), _amount_schema(1)
+]
+NonNegativeAmount = Annotated[
+    int, BeforeValidator(_exact_integer), Field(ge=0, le=MAX_AMOUNT), _amount_schema(0)
+]
 
 
 def bounded_str(max_length: int, min_length: int = 0) -> Any:
@@ -91,7 +117,20 @@ def _in_range(value: datetime) -> datetime:
     return value
 
 
-Timestamp = Annotated[AwareDatetime, AfterValidator(_in_range)]
+_ISO_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
+
+
+def _iso_8601(value: Any) -> Any:
+    # Lax parsing would read a number (or a numeric string) as Unix time; a ledger takes
+    # only ISO 8601 date-times.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE_TIME.match(value):
+        raise ValueError("must be an ISO 8601 date-time with a time zone")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_8601), AfterValidator(_in_range)]
 
 
 def is_uuid(value: str) -> bool:

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from moneta.auth.deps import AdminDep, ReadDep
 from moneta.http.deps import DbDep
 from moneta.http.ids import cursor_uuid, parse_id
+from moneta.http.openapi import PROBLEM_RESPONSES
 from moneta.http.pagination import (
     DEFAULT_LIMIT,
     Cursor,
@@ -23,7 +24,7 @@ from moneta.idempotency import service as idempotency
 from moneta.ledgers import repository
 from moneta.ledgers.schemas import LedgerCreate, LedgerOut, LedgerPage
 
-router = APIRouter(prefix="/v1/ledgers", tags=["ledgers"])
+router = APIRouter(prefix="/v1/ledgers", tags=["ledgers"], responses=PROBLEM_RESPONSES)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from moneta.auth.deps import ReadDep, WriteDep
 from moneta.http.deps import DbDep
 from moneta.http.ids import cursor_uuid, metadata_filter, parse_id
+from moneta.http.openapi import PROBLEM_RESPONSES
 from moneta.http.pagination import (
     DEFAULT_LIMIT,
     Cursor,
@@ -33,7 +34,7 @@ from moneta.transactions.schemas import (
     TransactionReverse,
 )
 
-router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
+router = APIRouter(prefix="/v1/transactions", tags=["transactions"], responses=PROBLEM_RESPONSES)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
