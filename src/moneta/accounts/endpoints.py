@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from moneta.accounts import repository, service
@@ -21,14 +21,14 @@ from moneta.http.pagination import (
     Limit,
     cursor_values,
     json_response,
-    page_response,
+    paginate,
 )
 from moneta.http.tenancy import target_ledger, visible_ledger
 from moneta.http.types import AccountRef, Timestamp
 from moneta.idempotency import service as idempotency
+from moneta.idempotency.service import IdempotencyKey
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"], responses=PROBLEM_RESPONSES)
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
 @router.post("", status_code=201, response_model=AccountOut)
@@ -71,9 +71,7 @@ async def list_accounts(
     after = cursor_uuid(position[0]) if position else None
     async with db.connection() as conn:
         rows = await repository.page(conn, ledger, code, metadata, after, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return page_response([body for _, body in rows], [str(rows[-1][0])] if more else None)
+    return paginate(rows, limit)
 
 
 @router.get("/{account_id}", response_model=AccountOut)
@@ -109,6 +107,4 @@ async def list_entries(
     before = int(position[0]) if position else None
     async with db.connection() as conn:
         rows = await service.entries(conn, principal, parse_id(account_id), before, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return page_response([body for _, body in rows], [rows[-1][0]] if more else None)
+    return paginate(rows, limit)

@@ -49,6 +49,17 @@ def page_response(rows_json: list[str], next_position: list[Any] | None) -> Resp
     return Response(body.encode(), media_type="application/json")
 
 
+def paginate(rows: list[tuple[Any, str]], limit: int) -> Response:
+    """Rows are (position, JSON) pairs, one more than `limit` if a next page exists; the
+    position of the last row shown becomes the cursor."""
+    shown = rows[:limit]
+    following = None
+    if len(rows) > limit:
+        last = shown[-1][0]
+        following = [last if isinstance(last, int) else str(last)]
+    return page_response([body for _, body in shown], following)
+
+
 def json_response(body: str | bytes, status_code: int = 200) -> Response:
     content = body.encode() if isinstance(body, str) else body
     return Response(content, status_code, media_type="application/json")

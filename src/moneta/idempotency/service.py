@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 import asyncpg
-from fastapi import Request
+from fastapi import Header, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
@@ -20,6 +21,11 @@ from moneta.auth.schemas import Principal
 from moneta.db.database import Connection, Database
 from moneta.http.problems import PROBLEM_JSON, MonetaError, from_postgres
 from moneta.idempotency import repository
+
+# Every POST declares the header the same way.
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", description="<= 255 printable ASCII characters")
+]
 
 # An action runs one write on the connection it is given and returns the JSON body.
 Action = Callable[[Connection], Awaitable[str]]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from moneta.auth.deps import AdminDep, ReadDep
@@ -17,15 +15,15 @@ from moneta.http.pagination import (
     Limit,
     cursor_values,
     json_response,
-    page_response,
+    paginate,
 )
 from moneta.http.problems import MonetaError, not_found
 from moneta.idempotency import service as idempotency
+from moneta.idempotency.service import IdempotencyKey
 from moneta.ledgers import repository
 from moneta.ledgers.schemas import LedgerCreate, LedgerOut, LedgerPage
 
 router = APIRouter(prefix="/v1/ledgers", tags=["ledgers"], responses=PROBLEM_RESPONSES)
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
 @router.post("", status_code=201, response_model=LedgerOut)
@@ -53,9 +51,7 @@ async def list_ledgers(
     after = cursor_uuid(position[0]) if position else None
     async with db.connection() as conn:
         rows = await repository.page(conn, principal.ledger_id, after, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return page_response([body for _, body in rows], [str(rows[-1][0])] if more else None)
+    return paginate(rows, limit)
 
 
 @router.get("/{ledger_id}", response_model=LedgerOut)

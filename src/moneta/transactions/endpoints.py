@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Request
+from fastapi import APIRouter, Body, Request
 from starlette.responses import Response
 
 from moneta.auth.deps import ReadDep, WriteDep
@@ -18,10 +18,11 @@ from moneta.http.pagination import (
     Limit,
     cursor_values,
     json_response,
-    page_response,
+    paginate,
 )
 from moneta.http.tenancy import target_ledger, visible_ledger
 from moneta.idempotency import service as idempotency
+from moneta.idempotency.service import IdempotencyKey
 from moneta.transactions import repository, service
 from moneta.transactions.schemas import (
     BatchCreate,
@@ -35,7 +36,6 @@ from moneta.transactions.schemas import (
 )
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"], responses=PROBLEM_RESPONSES)
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
 @router.post("", status_code=201, response_model=TransactionOut)
@@ -104,9 +104,7 @@ async def list_transactions(
     before = cursor_uuid(position[0]) if position else None
     async with db.connection() as conn:
         rows = await repository.page(conn, ledger, account_id, status, metadata, before, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return page_response([body for _, body in rows], [str(rows[-1][0])] if more else None)
+    return paginate(rows, limit)
 
 
 @router.get("/{transaction_id}", response_model=TransactionOut)
