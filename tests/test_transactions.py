@@ -85,6 +85,7 @@ def test_insufficient_funds_changes_nothing(tenant: Tenant, db: psycopg.Connecti
     problem = tenant.transfer("alice", "bob", 101, expect=422)
     assert problem["code"] == "insufficient_funds"
     assert problem["status"] == 422
+    assert "index" not in problem  # only batches name an item
     assert ledger_snapshot(db, tenant.ledger_id) == before
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Any
 
@@ -106,6 +108,20 @@ def from_postgres(error: asyncpg.PostgresError) -> MonetaError | None:
         status, code, detail = _SQLSTATE_PROBLEMS[sqlstate]
         return MonetaError(status, code, detail)
     return None
+
+
+@contextmanager
+def single_item_errors() -> Iterator[None]:
+    """Ledger failures of a one-item call (a single transaction, a reversal) carry no batch
+    `index`: the engine names items, this request has just one."""
+    try:
+        yield
+    except asyncpg.PostgresError as error:
+        problem = from_postgres(error)
+        if problem is None or "index" not in problem.extra:
+            raise
+        del problem.extra["index"]
+        raise problem from None
 
 
 def _validation_problem(exc: RequestValidationError) -> MonetaError:

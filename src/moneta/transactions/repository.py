@@ -5,24 +5,16 @@ from __future__ import annotations
 import uuid
 
 from moneta.db.database import Connection
+from moneta.http.problems import single_item_errors
 from moneta.transactions.schemas import TransactionFields
 
 
 async def create(conn: Connection, ledger_id: uuid.UUID, item: TransactionFields) -> str:
-    body: str = await conn.fetchval(
-        """SELECT moneta_create_transaction($1, $2, $3, $4, $5,
-                    now() + make_interval(secs => $6), $7, $8, $9, $10::jsonb, NULL)::text""",
-        ledger_id,
-        [p.debit for p in item.postings],
-        [p.credit for p in item.postings],
-        [p.amount for p in item.postings],
-        item.pending,
-        None if item.expires_in is None else float(item.expires_in),
-        item.effective_at,
-        item.description,
-        item.external_id,
-        item.metadata,
-    )
+    """A single transaction is an atomic batch of one: one engine, and the fastest path."""
+    with single_item_errors():
+        rows = await create_batch(conn, ledger_id, True, [item])
+    body = rows[0][3]
+    assert body is not None  # an atomic batch either succeeds or raises
     return body
 
 
@@ -50,14 +42,15 @@ async def reverse(
     external_id: str | None,
     metadata: dict[str, str],
 ) -> str:
-    body: str = await conn.fetchval(
-        "SELECT moneta_reverse_transaction($1, $2, $3, $4, $5::jsonb)::text",
-        ledger_id,
-        transaction_id,
-        description,
-        external_id,
-        metadata,
-    )
+    with single_item_errors():
+        body: str = await conn.fetchval(
+            "SELECT moneta_reverse_transaction($1, $2, $3, $4, $5::jsonb)::text",
+            ledger_id,
+            transaction_id,
+            description,
+            external_id,
+            metadata,
+        )
     return body
 
 
@@ -135,7 +128,7 @@ async def create_batch(
             amounts.append(posting.amount)
     rows = await conn.fetch(
         """SELECT item, code, detail, body
-           FROM moneta_create_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
+           FROM moneta_create_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)""",
         ledger_id,
         atomic,
         posting_item,
@@ -148,5 +141,6 @@ async def create_batch(
         [item.description for item in items],
         [item.external_id for item in items],
         [item.metadata for item in items],
+        [None] * len(items),  # reverses_id: only reversals set it, in SQL
     )
     return [(row["item"], row["code"], row["detail"], row["body"]) for row in rows]
