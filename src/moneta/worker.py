@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 from moneta.accounts import repository as accounts_repository
 from moneta.config import Settings
@@ -17,15 +18,37 @@ log = logging.getLogger(__name__)
 
 
 async def run_once(db: Database, settings: Settings) -> tuple[int, int]:
-    """One pass of every job; returns (transactions expired, idempotency keys dropped)."""
+    """One pass of every job; returns (transactions expired, idempotency keys dropped).
+
+    Each job runs on its own: one that fails (e.g. the database restarting) must not stop
+    the others, so expiry never waits on folding."""
+    expired = dropped = 0
     async with db.connection() as conn:
         # Fold hot accounts' deltas first: reads stay exact either way, this keeps them short.
-        await accounts_repository.fold_deltas(conn, settings.fold_batch_size)
-        expired = await transactions_repository.expire_due(conn, settings.worker_batch_size)
-        dropped = await idempotency_repository.delete_older_than(
-            conn, settings.idempotency_retention_s, settings.worker_batch_size
+        await _job(
+            "fold balance deltas", accounts_repository.fold_deltas(conn, settings.fold_batch_size)
+        )
+        expired = await _job(
+            "expire pending transactions",
+            transactions_repository.expire_due(conn, settings.worker_batch_size),
+        )
+        dropped = await _job(
+            "prune idempotency keys",
+            idempotency_repository.delete_older_than(
+                conn, settings.idempotency_retention_s, settings.worker_batch_size
+            ),
         )
     return expired, dropped
+
+
+async def _job(name: str, work: Awaitable[int]) -> int:
+    try:
+        return await work
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("worker job failed: %s", name)
+        return 0
 
 
 async def run_forever(db: Database, settings: Settings) -> None:
@@ -40,6 +63,6 @@ async def run_forever(db: Database, settings: Settings) -> None:
         except asyncio.CancelledError:
             raise
         except Exception:
-            # The database may be restarting; the next pass retries.
+            # No connection (the database may be restarting): the next pass retries.
             log.exception("worker pass failed")
         await asyncio.sleep(settings.worker_interval_s)

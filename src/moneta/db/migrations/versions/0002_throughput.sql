@@ -5,21 +5,30 @@
 -- balance row: each transaction (or batch) appends its net increments here, and the worker
 -- folds them into `balances` (moneta_fold_deltas). Every read adds the unfolded rows, so
 -- balances stay exact; only `balance_after` is not tracked for such accounts' entries.
+-- Balance components are sums of amounts, so they are unbounded NUMERIC: amounts stay
+-- within 2^128 - 1, but a system account's totals may pass 39 digits, and a fold that
+-- overflowed after the writes were acknowledged could never complete.
+ALTER TABLE balances
+  ALTER COLUMN posted_debits TYPE numeric, ALTER COLUMN posted_credits TYPE numeric,
+  ALTER COLUMN pending_debits TYPE numeric, ALTER COLUMN pending_credits TYPE numeric;
+
 CREATE TABLE balance_deltas (
   ledger_id        uuid NOT NULL,
   id               bigint GENERATED ALWAYS AS IDENTITY,
   account_id       uuid NOT NULL,
-  posted_debits    numeric(39, 0) NOT NULL,
-  posted_credits   numeric(39, 0) NOT NULL,
-  pending_debits   numeric(39, 0) NOT NULL,
-  pending_credits  numeric(39, 0) NOT NULL,
+  posted_debits    numeric NOT NULL,
+  posted_credits   numeric NOT NULL,
+  pending_debits   numeric NOT NULL,
+  pending_credits  numeric NOT NULL,
   CONSTRAINT balance_deltas_pkey PRIMARY KEY (ledger_id, id)
 );
 CREATE INDEX balance_deltas_account_idx ON balance_deltas (ledger_id, account_id);
 GRANT SELECT, INSERT, DELETE ON balance_deltas TO moneta_app;
 
--- entries.balance_after is NULL for accounts updated through balance_deltas.
-ALTER TABLE entries ALTER COLUMN balance_after DROP NOT NULL;
+-- entries.balance_after is NULL for accounts updated through balance_deltas, and as wide
+-- as the balances it copies.
+ALTER TABLE entries ALTER COLUMN balance_after DROP NOT NULL,
+  ALTER COLUMN balance_after TYPE numeric;
 -- Entries are only ever written by the functions below, right after their transaction row
 -- in the same statement or function; the per-row foreign-key trigger cost a third of a
 -- batch's entry inserts. The scheduled invariant check covers orphans instead.
@@ -201,7 +210,8 @@ BEGIN
      OR cardinality(p_posting_item) <> cardinality(p_amounts)
      OR cardinality(p_debits) <> cardinality(p_amounts)
      OR cardinality(p_credits) <> cardinality(p_amounts)
-     OR EXISTS (SELECT 1 FROM unnest(p_amounts) a WHERE a IS NULL OR a <= 0) THEN
+     OR EXISTS (SELECT 1 FROM unnest(p_amounts) a
+                 WHERE a IS NULL OR a <= 0 OR a > 340282366920938463463374607431768211455) THEN
     PERFORM moneta_fail('invalid_postings', 'a batch needs 1-10000 items of valid postings');
   END IF;
 
