@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -17,7 +18,7 @@ import psutil
 from tests.conftest import free_port, moneta
 
 
-def _wait_ready(url: str, process: subprocess.Popen[str], timeout_s: float = 90) -> None:
+def _wait_ready(url: str, process: subprocess.Popen[Any], timeout_s: float = 90) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert process.poll() is None, "server exited early"
@@ -154,6 +155,59 @@ def _restart_and_check(
         assert _postmaster_pid(data_dir) is None
     finally:
         if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+        leftover = _postmaster_pid(data_dir)
+        if leftover is not None and psutil.pid_exists(leftover):
+            os.kill(leftover, signal.SIGKILL)
+
+
+def test_embedded_postgres_killed_under_a_running_server_comes_back(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = _env(data_dir, port)
+    key = moneta("keys", "create", "--scope", "admin", env=env).strip()
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "moneta", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        _wait_ready(url, serve)
+        ledger, acknowledged = _write_some(url, key)
+        postmaster = _postmaster_pid(data_dir)
+        assert postmaster is not None
+        os.kill(postmaster, signal.SIGKILL)
+        # The server notices, restarts its embedded PostgreSQL, and crash recovery keeps
+        # every acknowledged write; requests in between get 503, never a false 2xx.
+        deadline = time.monotonic() + 60
+        statuses: set[int] = set()
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
+            while time.monotonic() < deadline:
+                response = client.get(f"/v1/transactions/{acknowledged[-1]}")
+                statuses.add(response.status_code)
+                if response.status_code == 200:
+                    break
+                time.sleep(0.2)
+            assert response.status_code == 200, statuses
+            assert statuses <= {200, 503}, statuses
+            for tx_id in acknowledged:
+                assert client.get(f"/v1/transactions/{tx_id}").status_code == 200
+            again = client.post(
+                "/v1/transactions",
+                json={
+                    "ledger_id": ledger,
+                    "postings": [{"debit": "cash", "credit": "alice", "amount": 1}],
+                },
+            )
+            assert again.status_code == 201, again.text
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        try:
+            serve.wait(timeout=30)
+        except subprocess.TimeoutExpired:
             os.killpg(serve.pid, signal.SIGKILL)
         leftover = _postmaster_pid(data_dir)
         if leftover is not None and psutil.pid_exists(leftover):

@@ -36,18 +36,16 @@ def create_app(settings: Settings, handle: DatabaseHandle | None = None) -> Fast
         own = handle if handle is not None else await asyncio.to_thread(open_database, settings)
         db = await Database.connect(own.url, settings)
         app.state.moneta = AppState(settings=settings, db=db)
-        jobs = (
-            asyncio.create_task(worker.run_forever(db, settings))
-            if settings.inprocess_worker
-            else None
-        )
+        tasks = [asyncio.create_task(own.watch())]
+        if settings.inprocess_worker:
+            tasks.append(asyncio.create_task(worker.run_forever(db, settings)))
         try:
             yield
         finally:
-            if jobs is not None:
-                jobs.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await jobs
+                    await task
             await db.close()
             # uvicorn re-raises SIGTERM after shutdown: the embedded server stops here or never.
             await asyncio.to_thread(own.close)

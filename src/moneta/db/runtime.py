@@ -3,6 +3,7 @@ migrated on demand). Returned as a handle that knows whether to stop it afterwar
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
 from dataclasses import dataclass
@@ -18,6 +19,21 @@ log = logging.getLogger(__name__)
 class DatabaseHandle:
     url: str
     embedded: EmbeddedPostgres | None = None
+
+    async def watch(self, interval_s: float = 1.0) -> None:
+        """Restart the embedded server if it dies under us (killed, OOM): the pool reconnects
+        on demand, and crash recovery replays everything that was committed."""
+        if self.embedded is None:
+            return
+        embedded = self.embedded
+        while True:
+            await asyncio.sleep(interval_s)
+            if not await asyncio.to_thread(embedded.is_running):
+                log.error("embedded PostgreSQL is gone; restarting it")
+                try:
+                    await asyncio.to_thread(embedded.start)
+                except Exception:
+                    log.exception("embedded PostgreSQL did not restart; retrying")
 
     def close(self) -> None:
         """Stop the embedded server if this process started it."""
