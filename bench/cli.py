@@ -59,6 +59,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="self-hosted: API processes (MONETA_WORKERS; default 1)",
     )
     p.add_argument("--accounts", type=int, default=100_000, help="wallets (default 100000)")
+    p.add_argument(
+        "--funded",
+        type=int,
+        default=None,
+        help="fund only the first N wallets; transfers debit those and credit any wallet "
+        "(for 10M-account runs, where funding every wallet would dominate; default: all)",
+    )
     p.add_argument("--duration-s", type=float, default=30.0, help="per measurement (30)")
     p.add_argument("--warmup-s", type=float, default=2.0, help="unrecorded lead-in (2)")
     p.add_argument("--concurrency", type=int, default=32, help="closed-loop workers (32)")
@@ -103,7 +110,7 @@ async def measure(
     database_url: str | None,
     host: SelfHosted | None,
 ) -> dict[str, Any]:
-    ledger = await create_ledger(url, admin_key, args.accounts, database_url)
+    ledger = await create_ledger(url, admin_key, args.accounts, database_url, args.funded)
     sys.stderr.write(
         f"setup: {len(ledger.wallets):,} wallets ({ledger.accounts_via}), funded via "
         f"{ledger.funding_via} in {ledger.setup_s:.1f} s\n"

@@ -51,8 +51,12 @@ class Picker:
     """Chooses wallets: uniformly, or Zipf-skewed (rank r has weight 1/r**s; ranks are
     shuffled onto wallets with the seed, so the hottest wallet is not the oldest)."""
 
-    def __init__(self, wallets: list[str], zipf_s: float | None, seed: int) -> None:
+    def __init__(
+        self, wallets: list[str], zipf_s: float | None, seed: int, funded: int | None = None
+    ) -> None:
         self.wallets = wallets
+        # With only some wallets funded, debits come from those (uniformly), credits from any.
+        self.payers = wallets[:funded] if funded is not None and funded < len(wallets) else None
         self.cumulative: list[float] = []
         if zipf_s is not None:
             order = list(range(len(wallets)))
@@ -70,7 +74,7 @@ class Picker:
         return self.wallets[index]
 
     def pair(self, rng: random.Random) -> tuple[str, str]:
-        debit = self.one(rng)
+        debit = self.payers[rng.randrange(len(self.payers))] if self.payers else self.one(rng)
         credit = self.one(rng)
         while credit == debit:
             credit = self.one(rng)
@@ -85,8 +89,8 @@ class Load:
         self.ledger = ledger
         self.cfg = cfg
         self.cpu = cpu
-        self.uniform = Picker(ledger.wallets, None, cfg.seed)
-        self.zipf = Picker(ledger.wallets, cfg.zipf_s, cfg.seed)
+        self.uniform = Picker(ledger.wallets, None, cfg.seed, ledger.funded)
+        self.zipf = Picker(ledger.wallets, cfg.zipf_s, cfg.seed, ledger.funded)
         self.recording = False
         self.stopping = False
         self.m = Measurement("", 0)

@@ -43,6 +43,7 @@ class BenchLedger:
     cash: str
     fees: str
     wallets: list[str]
+    funded: int  # wallets[:funded] have money; the rest only receive
     batch_available: bool
     accounts_via: str
     funding_via: str
@@ -166,7 +167,7 @@ async def _fund_via_api(api: Client, ledger_id: str, cash: str, wallets: list[st
 
 
 async def create_ledger(
-    url: str, admin_key: str, accounts: int, database_url: str | None
+    url: str, admin_key: str, accounts: int, database_url: str | None, funded: int | None = None
 ) -> BenchLedger:
     """Create and fund the benchmark's ledger; `database_url` enables the SQL shortcuts."""
     t0 = time.monotonic()
@@ -188,11 +189,12 @@ async def create_ledger(
         else:
             wallets = await _wallets_via_api(api, ledger_id, accounts)
             accounts_via = "api"
-        batch_available = await _fund_via_batch(api, ledger_id, cash, wallets)
+        funded_count = min(funded or len(wallets), len(wallets))
+        batch_available = await _fund_via_batch(api, ledger_id, cash, wallets[:funded_count])
         if batch_available:
             funding_via = "batch endpoint"
         else:
-            await _fund_via_api(api, ledger_id, cash, wallets)
+            await _fund_via_api(api, ledger_id, cash, wallets[:funded_count])
             funding_via = "POST /v1/transactions"
     return BenchLedger(
         ledger_id=ledger_id,
@@ -200,6 +202,7 @@ async def create_ledger(
         cash=cash,
         fees=fees,
         wallets=wallets,
+        funded=funded_count,
         batch_available=batch_available,
         accounts_via=accounts_via,
         funding_via=funding_via,
