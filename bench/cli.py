@@ -83,6 +83,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-ceiling", action="store_true", help="skip the raw-SQL ceiling")
     p.add_argument("--no-pgbench", action="store_true", help="skip the pgbench ceiling")
     args = p.parse_args(argv)
+    if args.funded is not None and args.funded < args.accounts:
+        # The raw-SQL ceilings pick any wallet as the payer: with unfunded wallets they would
+        # measure refusals. Compare such runs with a --funded run of the smaller size.
+        args.no_ceiling = True
     if bool(args.url) != bool(args.key):
         p.error("--url and --key go together")
     if args.accounts < 2 or args.runs < 1 or args.concurrency < 1 or args.batch_size < 1:
