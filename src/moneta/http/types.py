@@ -131,7 +131,3 @@ def _iso_8601(value: Any) -> Any:
 
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_8601), AfterValidator(_in_range)]
-
-
-def is_uuid(value: str) -> bool:
-    return _UUID.fullmatch(value) is not None

@@ -515,3 +515,5 @@ END $$;
 
 DROP FUNCTION moneta_create_transaction(uuid, text[], text[], numeric[], boolean, timestamptz,
   timestamptz, text, text, jsonb, uuid);
+-- Its account resolution went with it: the batch engine resolves references set-based.
+DROP FUNCTION moneta_resolve_account(uuid, text);
