@@ -1,6 +1,6 @@
 """Scheduled jobs (`moneta worker`, or inside the api process in dev): fold hot accounts'
-balance deltas, expire pending transactions whose time is up, and drop idempotency keys
-past their retention."""
+balance deltas, expire pending transactions whose time is up, drop idempotency keys past
+their retention, and number new events (the sequencer)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Awaitable
 from moneta.accounts import repository as accounts_repository
 from moneta.config import Settings
 from moneta.db.database import Database
+from moneta.events.sequencer import Sequencer
 from moneta.idempotency import repository as idempotency_repository
 from moneta.transactions import repository as transactions_repository
 
@@ -66,3 +67,9 @@ async def run_forever(db: Database, settings: Settings) -> None:
             # No connection (the database may be restarting): the next pass retries.
             log.exception("worker pass failed")
         await asyncio.sleep(settings.worker_interval_s)
+
+
+async def run_with_sequencer(db: Database, url: str, settings: Settings) -> None:
+    """The scheduled jobs plus the event sequencer (which waits its turn if another
+    process already sequences): what `moneta worker` and the in-process worker run."""
+    await asyncio.gather(run_forever(db, settings), Sequencer(url, settings).run_forever())

@@ -24,7 +24,7 @@ def asyncpg_dsn(url: str) -> str:
     return f"{scheme.split('+')[0]}{sep}{rest}"
 
 
-async def _init_connection(conn: Connection, role: str) -> None:
+async def init_connection(conn: Connection, role: str) -> None:
     # The role survives asyncpg's RESET ALL (role is GUC_NO_RESET_ALL): set it once.
     if role:
         await conn.execute(f"SET ROLE {_quote_ident(role)}")
@@ -51,7 +51,7 @@ class Database:
         role = settings.database_app_role
 
         async def init(conn: Connection) -> None:
-            await _init_connection(conn, role)
+            await init_connection(conn, role)
 
         pool = await asyncpg.create_pool(
             asyncpg_dsn(url),

@@ -53,6 +53,6 @@ def open_database(settings: Settings, *, migrate_embedded: bool = True) -> Datab
         embedded = EmbeddedPostgres(settings.data_dir)
         url = embedded.start()
         if migrate_embedded:
-            migrate.upgrade(url)
+            migrate.upgrade(url, settings.events_slot)
     log.info("embedded PostgreSQL ready in %s", settings.data_dir)
     return DatabaseHandle(url, embedded)

@@ -1,1 +1,2 @@
-"""Events: the transactional outbox and its read API (the relay and webhooks come later)."""
+"""Events: the transactional outbox, the sequencer that numbers it per ledger in commit
+order, the read API, and the relay that publishes it to Kafka, RabbitMQ or SQS."""

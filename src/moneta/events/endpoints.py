@@ -19,7 +19,14 @@ from moneta.http.tenancy import target_ledger
 router = APIRouter(prefix="/v1/events", tags=["events"], responses=PROBLEM_RESPONSES)
 
 
-@router.get("", response_model=EventPage, description="Oldest first; resume with `after`.")
+@router.get(
+    "",
+    response_model=EventPage,
+    description=(
+        "The ledger's events in commit order, oldest first; resume with `after`. An event is "
+        "listed once the sequencer has numbered it, usually within 100 ms of its commit."
+    ),
+)
 async def list_events(
     principal: ReadDep,
     db: DbDep,
@@ -28,10 +35,9 @@ async def list_events(
     limit: Limit = DEFAULT_LIMIT,
 ) -> Response:
     ledger = target_ledger(principal, ledger_id)
-    position = cursor_values(after, int, int)
-    start = (int(position[0]), int(position[1])) if position else None
+    position = cursor_values(after, int)
+    start = int(position[0]) if position else 0
     async with db.connection() as conn:
-        rows = await repository.page(conn, ledger, start, limit)
-    last = [rows[-1][0], rows[-1][1]] if rows else position
+        rows = await repository.events_after(conn, ledger, start, limit)
     # The stream has no end: the cursor always points at where to resume.
-    return page_response([body for _, _, body in rows], last)
+    return page_response([body for _, body in rows], [rows[-1][0] if rows else start])

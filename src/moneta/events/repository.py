@@ -1,35 +1,93 @@
-"""SQL for reading the outbox without gaps.
-
-Identity values are taken before commit, so a row with a smaller `id` can become visible
-after a larger one. Readers therefore page by (txid, id) and only see rows written by
-transactions older than every transaction still running (`pg_snapshot_xmin`): no row can
-later appear behind the cursor. Per-ledger commit order is the event stream's job (issue
-on the relay); within one account, row locks already serialize writers.
-"""
+"""SQL over the sequenced event log: pages for the API, batches for consumers, cursors."""
 
 from __future__ import annotations
 
 import uuid
 
 from moneta.db.database import Connection
+from moneta.events.sinks import Event
+
+_EVENTS_AFTER = """
+    SELECT e.sequence, moneta_event_json(e, o)::text AS body
+      FROM event_log e JOIN outbox o ON o.ledger_id = e.ledger_id AND o.id = e.outbox_id
+     WHERE e.ledger_id = $1 AND e.sequence > $2
+     ORDER BY e.sequence LIMIT $3"""
 
 
-async def page(
-    conn: Connection, ledger_id: uuid.UUID, after: tuple[int, int] | None, limit: int
-) -> list[tuple[int, int, str]]:
-    after_txid, after_id = after if after is not None else (-1, -1)
+async def events_after(
+    conn: Connection, ledger_id: uuid.UUID, after: int, limit: int
+) -> list[tuple[int, str]]:
+    """The ledger's events with a sequence above `after`, oldest first, as JSON text."""
+    rows = await conn.fetch(_EVENTS_AFTER, ledger_id, after, limit)
+    return [(row["sequence"], row["body"]) for row in rows]
+
+
+async def ledgers_behind(conn: Connection, consumer: str, limit: int) -> list[uuid.UUID]:
+    """Ledgers with events this consumer has not delivered yet."""
     rows = await conn.fetch(
-        """SELECT o.txid::text::bigint AS txid, o.id, jsonb_build_object(
-                    'id', o.event_id, 'type', o.type, 'ledger_id', o.ledger_id,
-                    'sequence', o.id, 'created_at', o.created_at, 'data', o.data)::text AS body
-           FROM outbox o
-           WHERE o.ledger_id = $1
-             AND (o.txid, o.id) > ($2::text::xid8, $3)
-             AND o.txid < pg_snapshot_xmin(pg_current_snapshot())
-           ORDER BY o.txid, o.id LIMIT $4""",
-        ledger_id,
-        str(after_txid) if after_txid >= 0 else "0",
-        after_id,
+        """SELECT h.ledger_id FROM event_heads h
+             LEFT JOIN event_cursors c ON c.consumer = $1 AND c.ledger_id = h.ledger_id
+            WHERE h.sequence > coalesce(c.sequence, 0)
+            ORDER BY coalesce(c.updated_at, '-infinity'::timestamptz) LIMIT $2""",
+        consumer,
         limit,
     )
-    return [(row["txid"], row["id"], row["body"]) for row in rows]
+    return [row["ledger_id"] for row in rows]
+
+
+async def cursor(conn: Connection, consumer: str, ledger_id: uuid.UUID) -> int:
+    position: int | None = await conn.fetchval(
+        "SELECT sequence FROM event_cursors WHERE consumer = $1 AND ledger_id = $2",
+        consumer,
+        ledger_id,
+    )
+    return position or 0
+
+
+async def advance_cursor(
+    conn: Connection, consumer: str, ledger_id: uuid.UUID, sequence: int
+) -> None:
+    """Never moves backwards: a slow, superseded replica cannot undo newer progress."""
+    await conn.execute(
+        """INSERT INTO event_cursors (consumer, ledger_id, sequence) VALUES ($1, $2, $3)
+           ON CONFLICT (consumer, ledger_id) DO UPDATE
+             SET sequence = greatest(event_cursors.sequence, excluded.sequence),
+                 updated_at = now()""",
+        consumer,
+        ledger_id,
+        sequence,
+    )
+
+
+async def lag(conn: Connection, consumer: str) -> tuple[int, float]:
+    """(events not yet delivered, age in seconds of the oldest of them) over all ledgers."""
+    row = await conn.fetchrow(
+        """SELECT coalesce(sum(h.sequence - coalesce(c.sequence, 0)), 0)::bigint AS events,
+                  coalesce(extract(epoch FROM now() - min(o.created_at)), 0)::float8 AS age
+             FROM event_heads h
+             LEFT JOIN event_cursors c ON c.consumer = $1 AND c.ledger_id = h.ledger_id
+             LEFT JOIN event_log e ON e.ledger_id = h.ledger_id
+                                  AND e.sequence = coalesce(c.sequence, 0) + 1
+             LEFT JOIN outbox o ON o.ledger_id = e.ledger_id AND o.id = e.outbox_id
+            WHERE h.sequence > coalesce(c.sequence, 0)""",
+        consumer,
+    )
+    assert row is not None
+    return int(row["events"]), float(row["age"])
+
+
+async def batch(conn: Connection, ledger_id: uuid.UUID, after: int, limit: int) -> list[Event]:
+    """The next events a consumer should deliver for one ledger, in sequence order."""
+    rows = await conn.fetch(
+        """SELECT e.sequence, o.event_id, o.type, moneta_event_json(e, o)::text AS body
+             FROM event_log e JOIN outbox o ON o.ledger_id = e.ledger_id AND o.id = e.outbox_id
+            WHERE e.ledger_id = $1 AND e.sequence > $2
+            ORDER BY e.sequence LIMIT $3""",
+        ledger_id,
+        after,
+        limit,
+    )
+    return [
+        Event(ledger_id, row["sequence"], row["event_id"], row["type"], row["body"].encode())
+        for row in rows
+    ]

@@ -3,8 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine, text
 
-# Any number that is Moneta's own: concurrent `moneta migrate` runs queue behind it.
-_MIGRATION_LOCK_KEY = 0x6D6F6E657461
+from moneta.db import locks
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
@@ -13,6 +12,6 @@ engine = create_engine(url)
 with engine.connect() as connection:
     context.configure(connection=connection, target_metadata=None, transaction_per_migration=False)
     with context.begin_transaction():
-        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": locks.MIGRATION})
         context.run_migrations()
 engine.dispose()
