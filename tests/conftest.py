@@ -26,6 +26,7 @@ import psycopg
 import pytest
 
 from moneta.db.embedded import FAST_UNSAFE_CONF, EmbeddedPostgres
+from tests.services import kafka_bootstrap, rabbitmq_url, sqs_endpoint  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -126,6 +127,9 @@ def base_env(database_url: str, workdir: Path) -> dict[str, str]:
         "MONETA_WORKER_INTERVAL_S": "0.2",
         "MONETA_LOG_LEVEL": "warning",
         "MONETA_DB_POOL_MAX_SIZE": "40",
+        # Webhook receivers in tests listen on 127.0.0.1 over plain http.
+        "MONETA_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
+        "MONETA_WEBHOOK_ALLOW_HTTP": "true",
     }
     moneta("migrate", env=env)
     return env

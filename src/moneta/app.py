@@ -24,6 +24,8 @@ from moneta.http.pagination import json_response
 from moneta.http.problems import MonetaError, install_handlers
 from moneta.ledgers.endpoints import router as ledgers_router
 from moneta.transactions.endpoints import router as transactions_router
+from moneta.webhooks.dispatcher import Dispatcher
+from moneta.webhooks.endpoints import router as webhooks_router
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,9 @@ def create_app(settings: Settings, handle: DatabaseHandle | None = None) -> Fast
         app.state.moneta = AppState(settings=settings, db=db)
         tasks = [asyncio.create_task(own.watch())]
         if settings.inprocess_worker:
-            tasks.append(asyncio.create_task(worker.run_forever(db, settings)))
+            tasks.append(asyncio.create_task(worker.run_with_sequencer(db, own.url, settings)))
+        if settings.inprocess_webhooks:
+            tasks.append(asyncio.create_task(Dispatcher(db, settings).run_forever()))
         try:
             yield
         finally:
@@ -67,6 +71,7 @@ def create_app(settings: Settings, handle: DatabaseHandle | None = None) -> Fast
         accounts_router,
         transactions_router,
         events_router,
+        webhooks_router,
         api_keys_router,
     ):
         app.include_router(router)

@@ -1,9 +1,12 @@
-"""The `moneta` command: serve, dev, worker, migrate, keys."""
+"""The `moneta` command: serve, dev, worker, relay, webhooks, migrate, keys."""
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import asyncpg
@@ -88,7 +91,7 @@ def serve(host: Host = None, port: Port = None, workers: Workers = None) -> None
 @cli.command()
 def dev(host: Host = None, port: Port = None) -> None:
     """Everything in one process on embedded defaults; prints the URL and a new admin key."""
-    settings = _settings(host, port)
+    settings = _settings(host, port).model_copy(update={"inprocess_webhooks": True})
     _logging(settings)
     handle = open_database(settings)
     try:
@@ -105,26 +108,88 @@ def dev(host: Host = None, port: Port = None) -> None:
     _serve(settings, handle)
 
 
-@cli.command()
-def worker() -> None:
-    """Run the scheduled jobs (expire pending transactions, prune idempotency keys)."""
-    from moneta import worker as jobs
-
-    settings = _settings()
+def _daemon(settings: Settings, jobs: Callable[[Database, str], list[Awaitable[None]]]) -> None:
+    """Run long-lived jobs until SIGTERM or Ctrl-C, then close the pool and (if this
+    process started it) the embedded database."""
     _logging(settings)
     handle = open_database(settings)
 
     async def main() -> None:
         db = await Database.connect(handle.url, settings)
         try:
-            await jobs.run_forever(db, settings)
+            running = asyncio.gather(*jobs(db, handle.url))
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, running.cancel)
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
         finally:
             await db.close()
 
     try:
         asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
     finally:
         handle.close()
+
+
+@cli.command()
+def worker() -> None:
+    """Run the scheduled jobs (expiry, folding, key pruning) and the event sequencer."""
+    from moneta import worker as jobs
+
+    _daemon(_settings(), lambda db, url: [jobs.run_with_sequencer(db, url, _settings())])
+
+
+@cli.command()
+def relay(
+    sink: Annotated[
+        str | None, typer.Option(help="kafka, rabbitmq or sqs (MONETA_EVENTS_SINK)")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="serve Prometheus metrics on this port")
+    ] = None,
+) -> None:
+    """Publish every event to Kafka, RabbitMQ or SQS: in order per ledger, at least once."""
+    from moneta.events.metrics import serve_relay_metrics
+    from moneta.events.relay import Relay
+    from moneta.events.sequencer import Sequencer
+    from moneta.events.sinks import make_sink
+
+    settings = _settings()
+    if sink is not None:
+        settings = settings.model_copy(update={"events_sink": sink})
+    try:
+        chosen = make_sink(settings)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+    def jobs(db: Database, url: str) -> list[Awaitable[None]]:
+        publisher = Relay(db, url, settings, chosen)
+        if metrics_port is not None:
+            serve_relay_metrics(publisher, metrics_port)
+        return [
+            publisher.run_forever(),
+            publisher.watch_lag(),
+            Sequencer(url, settings).run_forever(),
+        ]
+
+    _daemon(settings, jobs)
+
+
+@cli.command()
+def webhooks() -> None:
+    """Deliver events to tenants' webhook endpoints: signed, retried, dead-lettered."""
+    from moneta.events.sequencer import Sequencer
+    from moneta.webhooks.dispatcher import Dispatcher
+
+    settings = _settings()
+    _daemon(
+        settings,
+        lambda db, url: [
+            Dispatcher(db, settings).run_forever(),
+            Sequencer(url, settings).run_forever(),
+        ],
+    )
 
 
 @cli.command()
@@ -133,7 +198,7 @@ def migrate() -> None:
     settings = _settings()
     handle = open_database(settings, migrate_embedded=False)
     try:
-        migrations.upgrade(handle.url)
+        migrations.upgrade(handle.url, settings.events_slot)
     finally:
         handle.close()
     typer.echo("database is at the newest schema")

@@ -1,6 +1,7 @@
 """The one Settings object (env prefix MONETA_), built once and passed explicitly."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,3 +43,52 @@ class Settings(BaseSettings):
     fold_batch_size: int = Field(default=50_000, ge=1, le=1_000_000)
 
     log_level: str = "info"
+
+    # Event stream (moneta/events). The sequencer numbers each ledger's events in commit
+    # order from a logical replication slot; one process at a time does it (any of api
+    # with the in-process worker, worker, relay, webhooks).
+    events_slot: str | None = Field(
+        default=None, pattern=r"^[a-z0-9_]{1,63}$", description="default: moneta_<database>"
+    )
+    sequencer_interval_s: float = Field(default=0.05, gt=0.0, le=60.0)
+    sequencer_batch_changes: int = Field(default=20_000, ge=1, le=1_000_000)
+
+    # `moneta relay`: where events go. Kafka: a topic per event family (<prefix>.ledger,
+    # <prefix>.account, <prefix>.transaction), keyed by ledger id. RabbitMQ: a topic
+    # exchange, routing key = event type. SQS: a FIFO queue, message group = ledger id.
+    events_sink: Literal["kafka", "rabbitmq", "sqs"] | None = None
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_topic_prefix: str = Field(default="moneta", pattern=r"^[A-Za-z0-9._-]{1,200}$")
+    kafka_topic_partitions: int = Field(default=3, ge=1, le=10_000)
+    kafka_replication_factor: int = Field(default=1, ge=1, le=16)
+    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    rabbitmq_exchange: str = "moneta.events"
+    sqs_queue_url: str | None = None
+    sqs_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    relay_interval_s: float = Field(default=0.05, gt=0.0, le=60.0)
+    # A replica lets go of a ledger it has had nothing to send for this long, so others
+    # (e.g. a replica that just started) can take it.
+    relay_lease_idle_s: float = Field(default=30.0, gt=0.0, le=3600.0)
+    # A broker that refuses: retry with backoff from min to max, forever (nothing is
+    # dropped); progress is marked only after the broker acknowledged.
+    relay_retry_min_s: float = Field(default=0.2, gt=0.0, le=60.0)
+    relay_retry_max_s: float = Field(default=30.0, gt=0.0, le=3600.0)
+
+    # `moneta webhooks`; `moneta dev` also sends them from the api process.
+    inprocess_webhooks: bool = False
+    webhook_timeout_s: float = Field(default=10.0, gt=0.0, le=120.0)
+    webhook_concurrency: int = Field(default=16, ge=1, le=1000)
+    webhook_interval_s: float = Field(default=0.2, gt=0.0, le=60.0)
+    # Retries back off exponentially from min to max, for retry_window_s, then dead-letter.
+    webhook_backoff_min_s: float = Field(default=10.0, gt=0.0, le=3600.0)
+    webhook_backoff_max_s: float = Field(default=3600.0, gt=0.0, le=86_400.0)
+    webhook_retry_window_s: float = Field(default=3 * 86_400.0, gt=0.0, le=30 * 86_400.0)
+    # SSRF guard: endpoint hosts must resolve to public addresses, except these networks
+    # (comma-separated CIDRs, e.g. "127.0.0.1/32" for local development).
+    webhook_allowed_networks: str = ""
+    # Plain http:// endpoints (https:// only by default).
+    webhook_allow_http: bool = False
+    # How long a rotated-out secret keeps signing, by default.
+    webhook_secret_overlap_s: int = Field(default=86_400, ge=0, le=30 * 86_400)
