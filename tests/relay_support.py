@@ -3,6 +3,7 @@ load through the API, and check what a consumer saw against the event log."""
 
 from __future__ import annotations
 
+import random
 import signal
 import subprocess
 import sys
@@ -157,8 +158,9 @@ class StreamCheck:
         seen. Returns the number of duplicates."""
         ours = [s for s in self.seen if s[2] in ledgers]
         ids = {s[1] for s in ours}
+        missing = sorted(expected[i] for i in set(expected) - ids)
         assert ids == set(expected), (
-            f"missing {len(set(expected) - ids)}, unexpected {len(ids - set(expected))}"
+            f"missing {len(missing)} (first: {missing[:5]}), unexpected {len(ids - set(expected))}"
         )
         newest: dict[tuple[str, str], int] = defaultdict(int)
         first_seen: set[str] = set()
@@ -174,3 +176,48 @@ class StreamCheck:
             newest[(stream, ledger)] = sequence
             first_seen.add(event_id)
         return duplicates
+
+
+def kill_mid_stream(
+    relay: RelayProcess,
+    db: psycopg.Connection[Any],
+    ledgers: list[str],
+    writers: list[tuple[threading.Thread, list[BaseException]]],
+    kills: int,
+) -> int:
+    """SIGKILL the relay while it publishes, `kills` times, restarting it each time; then
+    wait for the writers. Returns how many kills landed with events still unpublished."""
+    consumer = relay.env["MONETA_EVENTS_SINK"]
+    mid_stream = 0
+    for _ in range(kills * 6):
+        # Once this incarnation has marked progress, at a random moment within the next
+        # batches (between publish and mark included).
+        mark = delivered(db, consumer, ledgers)
+        deadline = time.monotonic() + 15
+        while delivered(db, consumer, ledgers) == mark and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(random.uniform(0, 0.15))
+        writing = any(thread.is_alive() for thread, _ in writers)
+        behind = writing or delivered(db, consumer, ledgers) < heads(db, ledgers)
+        relay.kill()
+        relay.start()
+        mid_stream += behind
+        if not writing and mid_stream >= kills:
+            break
+    for thread, errors in writers:
+        thread.join(timeout=120)
+        assert not errors, errors
+    return mid_stream
+
+
+def wait_delivered(
+    db: psycopg.Connection[Any], consumer: str, ledgers: list[str], timeout_s: float = 120
+) -> int:
+    """Until the consumer's cursors reach the ledgers' heads; returns the event count."""
+    wait_sequenced(db, ledgers)
+    total = heads(db, ledgers)
+    deadline = time.monotonic() + timeout_s
+    while delivered(db, consumer, ledgers) < total and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert delivered(db, consumer, ledgers) == total, "the relay did not catch up"
+    return total

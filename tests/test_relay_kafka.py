@@ -5,7 +5,6 @@ consumer must see every event id at least once, in order per ledger, and nothing
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 import uuid
 from pathlib import Path
@@ -19,11 +18,10 @@ from tests.conftest import Server, new_tenant
 from tests.relay_support import (
     RelayProcess,
     StreamCheck,
-    delivered,
     expected_events,
-    heads,
     in_background,
-    wait_sequenced,
+    kill_mid_stream,
+    wait_delivered,
     write_transfers,
 )
 
@@ -90,32 +88,9 @@ def test_sigkilled_relay_loses_nothing_and_keeps_order(
         in_background(write_transfers, tenant, count, 100)
         for tenant, count in zip(tenants, (5000, 3000, 2000), strict=True)
     ]
-    mid_stream_kills = 0
     try:
-        for _ in range(30):
-            # Kill while publishing: once this incarnation has marked progress, at a random
-            # moment within the next batches (between publish and mark included).
-            mark = delivered(db, "kafka", ledgers)
-            deadline = time.monotonic() + 15
-            while delivered(db, "kafka", ledgers) == mark and time.monotonic() < deadline:
-                time.sleep(0.01)
-            time.sleep(random.uniform(0, 0.15))
-            writing = any(thread.is_alive() for thread, _ in writers)
-            behind = writing or delivered(db, "kafka", ledgers) < heads(db, ledgers)
-            relay.kill()
-            relay.start()
-            mid_stream_kills += behind
-            if not writing and mid_stream_kills >= 5:
-                break
-        for thread, errors in writers:
-            thread.join(timeout=120)
-            assert not errors, errors
-        wait_sequenced(db, ledgers)
-        total = heads(db, ledgers)
-        deadline = time.monotonic() + 120
-        while delivered(db, "kafka", ledgers) < total and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert delivered(db, "kafka", ledgers) == total, "the relay did not catch up"
+        mid_stream_kills = kill_mid_stream(relay, db, ledgers, writers, kills=5)
+        wait_delivered(db, "kafka", ledgers)
     finally:
         relay.stop()
         print(relay.tail())  # shown by pytest if anything below fails
@@ -155,12 +130,7 @@ def test_two_replicas_share_ledgers_without_duplicates(
         for thread, errors in writers:
             thread.join(timeout=120)
             assert not errors, errors
-        wait_sequenced(db, ledgers)
-        total = heads(db, ledgers)
-        deadline = time.monotonic() + 60
-        while delivered(db, "kafka", ledgers) < total and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert delivered(db, "kafka", ledgers) == total
+        wait_delivered(db, "kafka", ledgers, timeout_s=60)
         assert all(replica.alive() for replica in replicas)
     finally:
         for replica in replicas:
