@@ -39,6 +39,7 @@ class World:
     a_pending: Json
     b_cash: Json
     b_carol: Json
+    a_webhook: Json
     operator_keys: dict[str, str]  # unbound read and write keys
     # Strings that only ledger A's data contains: B's answers must never include them.
     secrets: list[str] = field(default_factory=list)
@@ -75,6 +76,11 @@ def world(admin: httpx.Client, server: Server) -> Iterator[World]:
         b_carol = b.account(f"b-carol-{tag}")
         b.transfer(b_cash["id"], b_carol["id"], 50)
         a_ledger = admin.get(f"/v1/ledgers/{a.ledger_id}").json()
+        a_webhook = a.client.post(
+            "/v1/webhook-endpoints",
+            headers={"Authorization": f"Bearer {a.keys['admin']}"},
+            json={"url": f"http://127.0.0.1:9/{tag}", "event_types": ["*"]},
+        ).json()
         operator_keys = {}
         for scope in ("read", "write"):
             made = admin.post("/v1/api-keys", json={"scope": scope})
@@ -92,6 +98,7 @@ def world(admin: httpx.Client, server: Server) -> Iterator[World]:
             a_pending=a_pending,
             b_cash=b_cash,
             b_carol=b_carol,
+            a_webhook=a_webhook,
             operator_keys=operator_keys,
             secrets=[
                 secret,
@@ -101,6 +108,8 @@ def world(admin: httpx.Client, server: Server) -> Iterator[World]:
                 a_bob["code"],
                 a_cash["id"],
                 a_bob["id"],
+                a_webhook["url"],
+                a_webhook["secret"],
             ],
         )
     finally:
@@ -115,7 +124,7 @@ def world(admin: httpx.Client, server: Server) -> Iterator[World]:
 @dataclass(frozen=True)
 class Endpoint:
     method: str
-    path: str  # placeholders: {ledger} {account} {posted} {pending}, all in ledger A
+    path: str  # placeholders: {ledger} {account} {posted} {pending} {webhook}, all in A
     need: str  # the scope it takes: read, write or admin
     body: Callable[[World], Json] | None = None
     params: Callable[[World], Json] | None = None
@@ -133,6 +142,8 @@ class Endpoint:
             account=w.a_alice["id"],
             posted=w.a_posted["id"],
             pending=w.a_pending["id"],
+            webhook=w.a_webhook["id"],
+            delivery=uuid.UUID(int=1),
         )
         headers: list[tuple[bytes, bytes]] = []
         if authorization is not None:
@@ -188,6 +199,22 @@ ENDPOINTS = [
         "admin",
         body=lambda w: {"scope": "read", "ledger_id": w.a.ledger_id},
     ),
+    Endpoint(
+        "POST",
+        "/v1/webhook-endpoints",
+        "admin",
+        body=lambda w: {
+            "ledger_id": w.a.ledger_id,
+            "url": "http://127.0.0.1:9/never-created",
+            "event_types": ["*"],
+        },
+    ),
+    Endpoint("GET", "/v1/webhook-endpoints", "read", params=_in_a),
+    Endpoint("GET", "/v1/webhook-endpoints/{webhook}", "read"),
+    Endpoint("GET", "/v1/webhook-endpoints/{webhook}/deliveries", "read"),
+    Endpoint("POST", "/v1/webhook-endpoints/{webhook}/rotate-secret", "admin"),
+    Endpoint("POST", "/v1/webhook-endpoints/{webhook}/deliveries/{delivery}/redeliver", "admin"),
+    Endpoint("DELETE", "/v1/webhook-endpoints/{webhook}", "admin"),
 ]
 READS = [e for e in ENDPOINTS if e.need == "read"]
 WRITES = [e for e in ENDPOINTS if e.need != "read"]
@@ -208,6 +235,9 @@ def state(conn: psycopg.Connection[Any], w: World) -> Json:
         "b": snapshot(conn, w.b.ledger_id),
         "ledgers": conn.execute("SELECT count(*) FROM ledgers").fetchone(),
         "api_keys": conn.execute("SELECT count(*) FROM api_keys").fetchone(),
+        "webhook_endpoints": conn.execute(
+            "SELECT id, secret, previous_secret, deleted_at FROM webhook_endpoints ORDER BY id"
+        ).fetchall(),
     }
 
 

@@ -26,7 +26,7 @@ from moneta.events import repository as events
 from moneta.webhooks import repository
 from moneta.webhooks.repository import DueDelivery
 from moneta.webhooks.signing import SIGNATURE_HEADER, sign
-from moneta.webhooks.ssrf import UnsafeURLError, check_url, parse_networks
+from moneta.webhooks.ssrf import UnsafeURLError, check_url, parse_networks, pinned
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ class Dispatcher:
                 await asyncio.sleep(1.0)
 
     async def _send_forever(self) -> None:
+        """Keep up to `webhook_concurrency` attempts running; claim only for free slots, so
+        one slow receiver holds one slot, never the other tenants' deliveries."""
         limits = httpx.Limits(max_connections=self.settings.webhook_concurrency)
         # No redirects: a 3xx to an internal address would walk around the SSRF check.
         async with httpx.AsyncClient(
@@ -73,11 +75,41 @@ class Dispatcher:
             limits=limits,
             headers={"User-Agent": f"Moneta-Webhooks/{__version__}"},
         ) as client:
+            running: set[asyncio.Task[None]] = set()
+            while True:
+                free = self.settings.webhook_concurrency - len(running)
+                claimed = 0
+                if free > 0:
+                    try:
+                        claimed = await self._start_due(client, free, running)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("claiming webhook deliveries failed; retrying")
+                        await asyncio.sleep(1.0)
+                        continue
+                # Slots full or nothing more due: wake when an attempt ends (a free slot)
+                # or after the interval (newly due deliveries).
+                if running:
+                    await asyncio.wait(
+                        running,
+                        timeout=self.settings.webhook_interval_s,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                elif claimed == 0:
+                    await asyncio.sleep(self.settings.webhook_interval_s)
 
-            async def step() -> int:
-                return await self.send_once(client)
-
-            await self._forever(step)
+    async def _start_due(
+        self, client: httpx.AsyncClient, slots: int, running: set[asyncio.Task[None]]
+    ) -> int:
+        lease_s = self.settings.webhook_timeout_s + 30
+        async with self.db.connection() as conn:
+            due = await repository.claim_due(conn, slots, lease_s)
+        for delivery in due:
+            task = asyncio.create_task(self.attempt(client, delivery))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        return len(due)
 
     async def fan_out_once(self) -> int:
         async with self.db.connection() as conn:
@@ -94,13 +126,6 @@ class Dispatcher:
                     offered += last - position
         return offered
 
-    async def send_once(self, client: httpx.AsyncClient) -> int:
-        lease_s = self.settings.webhook_timeout_s + 30
-        async with self.db.connection() as conn:
-            due = await repository.claim_due(conn, self.settings.webhook_concurrency, lease_s)
-        await asyncio.gather(*(self.attempt(client, delivery) for delivery in due))
-        return len(due)
-
     async def attempt(self, client: httpx.AsyncClient, delivery: DueDelivery) -> None:
         started = time.monotonic()
         status_code, error = await self._post(client, delivery)
@@ -115,10 +140,14 @@ class Dispatcher:
         self.outcomes["failed" if outcome == "pending" else outcome] += 1
         if outcome == "dead":
             log.warning("webhook delivery %s dead-lettered: %s", delivery.id, error)
-        async with self.db.connection() as conn:
-            await repository.record_attempt(
-                conn, delivery.id, status_code, error, duration_ms, outcome, retry_in
-            )
+        try:
+            async with self.db.connection() as conn:
+                await repository.record_attempt(
+                    conn, delivery.id, status_code, error, duration_ms, outcome, retry_in
+                )
+        except Exception:
+            # The claim runs out and the delivery is attempted again: at least once.
+            log.exception("could not record webhook attempt %s", delivery.id)
 
     async def _post(
         self, client: httpx.AsyncClient, delivery: DueDelivery
@@ -126,7 +155,7 @@ class Dispatcher:
         if delivery.endpoint_deleted:
             return None, "the endpoint was deleted"
         try:
-            await check_url(delivery.url, self.allowed, self.settings.webhook_allow_http)
+            address = await check_url(delivery.url, self.allowed, self.settings.webhook_allow_http)
             headers = {
                 "Content-Type": "application/json",
                 SIGNATURE_HEADER: sign(delivery.body, delivery.secrets),
@@ -135,9 +164,13 @@ class Dispatcher:
                 "Moneta-Delivery-Id": str(delivery.id),
                 "Moneta-Delivery-Attempt": str(delivery.attempts),
             }
-            # Streamed and never read: a receiver's answer body cannot flood us.
+            # Connect to the address just checked, not to a second DNS answer (rebinding);
+            # Host and TLS name stay the endpoint's. Streamed and never read: a receiver's
+            # answer cannot flood us.
+            url, extensions = pinned(delivery.url, address)
+            headers["Host"] = httpx.URL(delivery.url).netloc.decode()
             async with client.stream(
-                "POST", delivery.url, content=delivery.body, headers=headers
+                "POST", url, content=delivery.body, headers=headers, extensions=extensions
             ) as answer:
                 code = answer.status_code
             return code, None if 200 <= code < 300 else f"HTTP {code}"

@@ -179,8 +179,11 @@ async def redeliver(
     if delivery is None:
         raise not_found("delivery")
     window = request.app.state.moneta.settings.webhook_retry_window_s
-    async with db.connection() as conn:
-        body = await repository.redeliver(conn, parsed, delivery, window)
-    if body is None:
+    async with db.transaction() as conn:
+        outcome = await repository.redeliver(conn, parsed, delivery, window)
+    if outcome is None:
         raise not_found("delivery")
+    queued, body = outcome
+    if not queued:
+        raise MonetaError(409, "delivery_in_flight", "an attempt is running; retry when it ends")
     return json_response(body)

@@ -122,19 +122,30 @@ async def page_deliveries(
 
 async def redeliver(
     conn: Connection, endpoint_id: uuid.UUID, delivery_id: uuid.UUID, window_s: float
-) -> str | None:
-    """Queue a delivery again now, whatever its state, with a fresh retry window."""
-    body: str | None = await conn.fetchval(
-        f"""UPDATE webhook_deliveries d
-               SET status = 'pending', next_attempt_at = now(), locked_until = NULL,
-                   completed_at = NULL, give_up_at = now() + make_interval(secs => $3)
-             WHERE d.id = $2 AND d.endpoint_id = $1
-         RETURNING {_DELIVERY_JSON}::text""",
+) -> tuple[bool, str] | None:
+    """Queue a delivery again now, whatever its state, with a fresh retry window.
+    (False, JSON) while an attempt is in flight: its result would overwrite this."""
+    row = await conn.fetchrow(
+        f"""WITH target AS (
+              SELECT id, locked_until > now() AS in_flight FROM webhook_deliveries
+               WHERE id = $2 AND endpoint_id = $1 FOR UPDATE
+            ), queued AS (
+              UPDATE webhook_deliveries d
+                 SET status = 'pending', next_attempt_at = now(), completed_at = NULL,
+                     give_up_at = now() + make_interval(secs => $3)
+                FROM target WHERE d.id = target.id AND target.in_flight IS NOT TRUE
+            RETURNING d.*
+            )
+            SELECT NOT t.in_flight IS TRUE AS queued,
+                   coalesce((SELECT {_DELIVERY_JSON}::text FROM queued d),
+                            (SELECT {_DELIVERY_JSON}::text FROM webhook_deliveries d
+                              WHERE d.id = t.id)) AS body
+              FROM target t""",
         endpoint_id,
         delivery_id,
         window_s,
     )
-    return body
+    return (row["queued"], row["body"]) if row else None
 
 
 async def fan_out(
