@@ -14,6 +14,7 @@ from moneta.webhooks.ssrf import (
     check_address,
     check_syntax,
     parse_networks,
+    pinned,
 )
 
 NOW = 1_700_000_000
@@ -202,8 +203,21 @@ REFUSED = [
     "::ffff:10.0.0.1",
     "::ffff:127.0.0.1",
     "::ffff:169.254.169.254",
+    # IPv6 spellings that lead to a private IPv4 address: NAT64, 6to4, Teredo, compatible.
+    "64:ff9b::a00:1",
+    "64:ff9b:1::a9fe:a9fe",
+    "2002:a00:1::",
+    "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo to 10.0.0.1
+    "::127.0.0.1",
 ]
-ACCEPTED = ["8.8.8.8", "1.1.1.1", "93.184.215.14", "2001:4860:4860::8888", "::ffff:8.8.8.8"]
+ACCEPTED = [
+    "8.8.8.8",
+    "1.1.1.1",
+    "93.184.215.14",
+    "2001:4860:4860::8888",
+    "::ffff:8.8.8.8",
+    "64:ff9b::808:808",  # NAT64 to 8.8.8.8
+]
 
 
 @pytest.mark.parametrize("address", REFUSED)
@@ -286,3 +300,21 @@ def test_https_only_message_does_not_offer_http() -> None:
     with pytest.raises(UnsafeURLError) as refused:
         check_syntax("http://example.com/", allow_http=False)
     assert "http://" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "address", "expected", "sni"),
+    [
+        ("http://hooks.example/in?a=1", "8.8.8.8", "http://8.8.8.8/in?a=1", None),
+        ("https://hooks.example:8443/x", "8.8.8.8", "https://8.8.8.8:8443/x", "hooks.example"),
+        ("https://hooks.example/x", "2001:db8::1", "https://[2001:db8::1]/x", "hooks.example"),
+    ],
+)
+def test_delivery_connects_to_the_checked_address(
+    url: str, address: str, expected: str, sni: str | None
+) -> None:
+    """No second DNS lookup at connect time: the URL carries the approved address, and
+    TLS still verifies the endpoint's own name."""
+    aimed, extensions = pinned(url, ipaddress.ip_address(address))
+    assert aimed == expected
+    assert extensions.get("sni_hostname") == sni
