@@ -18,6 +18,8 @@ from moneta.config import Settings
 from moneta.db.database import Database
 from moneta.db.runtime import DatabaseHandle, open_database
 from moneta.events.endpoints import router as events_router
+from moneta.events.relay import Relay
+from moneta.events.sinks import make_sink
 from moneta.http.deps import AppState, StateDep
 from moneta.http.limits import BodyLimitMiddleware
 from moneta.http.pagination import json_response
@@ -43,6 +45,9 @@ def create_app(settings: Settings, handle: DatabaseHandle | None = None) -> Fast
             tasks.append(asyncio.create_task(worker.run_with_sequencer(db, own.url, settings)))
         if settings.inprocess_webhooks:
             tasks.append(asyncio.create_task(Dispatcher(db, settings).run_forever()))
+        if settings.inprocess_relay and settings.events_sink:
+            relay = Relay(db, own.url, settings, make_sink(settings))
+            tasks.append(asyncio.create_task(relay.run_forever()))
         try:
             yield
         finally:

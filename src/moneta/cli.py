@@ -91,7 +91,10 @@ def serve(host: Host = None, port: Port = None, workers: Workers = None) -> None
 @cli.command()
 def dev(host: Host = None, port: Port = None) -> None:
     """Everything in one process on embedded defaults; prints the URL and a new admin key."""
-    settings = _settings(host, port).model_copy(update={"inprocess_webhooks": True})
+    # Everything in one process: webhooks, and the relay too if MONETA_EVENTS_SINK is set.
+    settings = _settings(host, port).model_copy(
+        update={"inprocess_webhooks": True, "inprocess_relay": True}
+    )
     _logging(settings)
     handle = open_database(settings)
     try:

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # <prefix>.account, <prefix>.transaction), keyed by ledger id. RabbitMQ: a topic
     # exchange, routing key = event type. SQS: a FIFO queue, message group = ledger id.
     events_sink: Literal["kafka", "rabbitmq", "sqs"] | None = None
+    # `moneta dev` also relays from the api process when a sink is configured.
+    inprocess_relay: bool = False
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topic_prefix: str = Field(default="moneta", pattern=r"^[A-Za-z0-9._-]{1,200}$")
     kafka_topic_partitions: int = Field(default=3, ge=1, le=10_000)
