@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
@@ -154,6 +155,42 @@ def admin(server: Server, admin_key: str) -> Iterator[httpx.Client]:
         base_url=server.url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30
     ) as client:
         yield client
+
+
+@dataclass
+class Stack:
+    """A database of its own on the session's cluster, migrated, with its own server."""
+
+    database_url: str
+    env: dict[str, str]
+    server: Server
+    admin: httpx.Client
+    db: psycopg.Connection[Any]
+
+
+@pytest.fixture(scope="module")
+def isolated_stack(database_url: str, base_env: dict[str, str], workdir: Path) -> Iterator[Stack]:
+    """For tests that consume every event of a database (the relay): the session
+    database holds every other test's ledgers too."""
+    name = f"iso_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(database_url)
+    url = urlunsplit(parts._replace(path=f"/{name}"))
+    env = {**base_env, "MONETA_DATABASE_URL": url, "MONETA_DATA_DIR": str(workdir / name)}
+    moneta("migrate", env=env)
+    key = moneta("keys", "create", "--scope", "admin", "--name", name, env=env).strip()
+    srv = start_server(env, workdir / f"{name}.log")
+    try:
+        with (
+            httpx.Client(
+                base_url=srv.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+            ) as admin,
+            psycopg.connect(url, autocommit=True) as db,
+        ):
+            yield Stack(url, env, srv, admin, db)
+    finally:
+        stop_server(srv)
 
 
 @pytest.fixture

@@ -152,6 +152,11 @@ class StreamCheck:
         event = httpx.Response(200, content=body).json()
         self.seen.append((stream, event["id"], event["ledger_id"], event["sequence"]))
 
+    def distinct(self, ledgers: list[str]) -> int:
+        """Distinct events of these ledgers seen so far (the relay publishes every ledger's
+        events, other tests' included)."""
+        return len({s[1] for s in self.seen if s[2] in ledgers})
+
     def verify(self, expected: dict[str, tuple[str, int]], ledgers: list[str]) -> int:
         """Every expected id at least once, nothing else of these ledgers, and per (stream,
         ledger) every event either newer than all before it or a replay of one already

@@ -14,7 +14,7 @@ import aioboto3
 import httpx
 import psycopg
 
-from tests.conftest import Server, new_tenant
+from tests.conftest import Server, Stack, new_tenant
 from tests.relay_support import (
     RelayProcess,
     StreamCheck,
@@ -57,13 +57,12 @@ def _run_with_kills(
 
 
 def test_rabbitmq_relay_survives_sigkill(
-    server: Server,
-    admin: httpx.Client,
-    base_env: dict[str, str],
-    db: psycopg.Connection[Any],
+    isolated_stack: Stack,
     rabbitmq_url: str,
     workdir: Path,
 ) -> None:
+    stack = isolated_stack
+    server, admin, base_env, db = stack.server, stack.admin, stack.env, stack.db
     exchange_name = f"moneta.test.{uuid.uuid4().hex[:8]}"
     queue_name = f"q.{exchange_name}"
 
@@ -102,7 +101,7 @@ def test_rabbitmq_relay_survives_sigkill(
             while time.monotonic() < deadline:
                 message = await queue.get(fail=False, timeout=5)
                 if message is None:
-                    if len({s[1] for s in check.seen}) >= len(expected):
+                    if check.distinct(ledgers) >= len(expected):
                         break
                     await asyncio.sleep(0.1)
                     continue
@@ -118,13 +117,13 @@ def test_rabbitmq_relay_survives_sigkill(
 
 
 def test_sqs_fifo_relay_survives_sigkill(
-    server: Server,
-    admin: httpx.Client,
-    base_env: dict[str, str],
-    db: psycopg.Connection[Any],
+    isolated_stack: Stack,
     sqs_endpoint: str,
     workdir: Path,
 ) -> None:
+    stack = isolated_stack
+    server, admin, base_env, db = stack.server, stack.admin, stack.env, stack.db
+
     async def create_queue() -> str:
         async with aioboto3.Session().client("sqs", endpoint_url=sqs_endpoint, **AWS) as sqs:
             made = await sqs.create_queue(
@@ -166,7 +165,7 @@ def test_sqs_fifo_relay_survives_sigkill(
                     AttributeNames=["MessageGroupId"],
                 )
                 messages = answer.get("Messages", [])
-                if not messages and len({s[1] for s in check.seen}) >= len(expected):
+                if not messages and check.distinct(ledgers) >= len(expected):
                     break
                 for message in messages:
                     group = message["Attributes"]["MessageGroupId"]

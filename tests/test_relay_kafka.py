@@ -8,13 +8,10 @@ import asyncio
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
-import httpx
-import psycopg
 from aiokafka import AIOKafkaConsumer
 
-from tests.conftest import Server, new_tenant
+from tests.conftest import Stack, new_tenant
 from tests.relay_support import (
     RelayProcess,
     StreamCheck,
@@ -26,8 +23,10 @@ from tests.relay_support import (
 )
 
 
-def consume_all(bootstrap: str, prefix: str, want: int, timeout_s: float = 120) -> StreamCheck:
-    """Read the three topics from the start until `want` records of ours arrived."""
+def consume_all(
+    bootstrap: str, prefix: str, ledgers: list[str], want: int, timeout_s: float = 120
+) -> StreamCheck:
+    """Read the three topics from the start until `want` distinct events of `ledgers`."""
 
     async def run() -> StreamCheck:
         check = StreamCheck()
@@ -40,7 +39,7 @@ def consume_all(bootstrap: str, prefix: str, want: int, timeout_s: float = 120) 
             # No group: every partition is assigned, read from the earliest offset.
             consumer.subscribe(topics)
             deadline = time.monotonic() + timeout_s
-            while len(check.seen) < want and time.monotonic() < deadline:
+            while check.distinct(ledgers) < want and time.monotonic() < deadline:
                 batches = await consumer.getmany(timeout_ms=500, max_records=5000)
                 for tp, records in batches.items():
                     for record in records:
@@ -71,13 +70,12 @@ def _relay_env(base_env: dict[str, str], bootstrap: str, prefix: str) -> dict[st
 
 
 def test_sigkilled_relay_loses_nothing_and_keeps_order(
-    server: Server,
-    admin: httpx.Client,
-    base_env: dict[str, str],
-    db: psycopg.Connection[Any],
+    isolated_stack: Stack,
     kafka_bootstrap: str,
     workdir: Path,
 ) -> None:
+    stack = isolated_stack
+    server, admin, base_env, db = stack.server, stack.admin, stack.env, stack.db
     prefix = f"t{uuid.uuid4().hex[:10]}"
     tenants = [new_tenant(admin, server) for _ in range(3)]
     ledgers = [t.ledger_id for t in tenants]
@@ -100,7 +98,7 @@ def test_sigkilled_relay_loses_nothing_and_keeps_order(
     assert mid_stream_kills >= 5, f"only {mid_stream_kills} kills landed mid-stream"
     expected = expected_events(db, ledgers)
     assert len(expected) >= 10_000 + 3 * 12  # transactions, accounts, ledgers
-    check = consume_all(kafka_bootstrap, prefix, len(expected))
+    check = consume_all(kafka_bootstrap, prefix, ledgers, len(expected))
     duplicates = check.verify(expected, ledgers)
     print(
         f"kills={relay.kills} mid-stream={mid_stream_kills} events={len(expected)} "
@@ -111,13 +109,12 @@ def test_sigkilled_relay_loses_nothing_and_keeps_order(
 
 
 def test_two_replicas_share_ledgers_without_duplicates(
-    server: Server,
-    admin: httpx.Client,
-    base_env: dict[str, str],
-    db: psycopg.Connection[Any],
+    isolated_stack: Stack,
     kafka_bootstrap: str,
     workdir: Path,
 ) -> None:
+    stack = isolated_stack
+    server, admin, base_env, db = stack.server, stack.admin, stack.env, stack.db
     prefix = f"t{uuid.uuid4().hex[:10]}"
     tenants = [new_tenant(admin, server) for _ in range(4)]
     ledgers = [t.ledger_id for t in tenants]
@@ -138,5 +135,5 @@ def test_two_replicas_share_ledgers_without_duplicates(
         for tenant in tenants:
             tenant.client.close()
     expected = expected_events(db, ledgers)
-    check = consume_all(kafka_bootstrap, prefix, len(expected))
+    check = consume_all(kafka_bootstrap, prefix, ledgers, len(expected))
     assert check.verify(expected, ledgers) == 0, "a replica published another's ledger"
