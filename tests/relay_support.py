@@ -25,13 +25,14 @@ from tests.conftest import Tenant
 class RelayProcess:
     env: dict[str, str]
     log_path: Path
+    args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
     kills: int = 0
 
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "moneta", "relay"],
+                [sys.executable, "-m", "moneta", "relay", *self.args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
