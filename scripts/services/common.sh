@@ -146,3 +146,30 @@ tail_log() {
         printf -- '---\n' >&2
     fi
 }
+
+# The status command of every script: prints the service's address line (exit 0) when our
+# process runs and answers READY_FN, else exit 3. Expects the script's `our_pid`.
+service_status() {
+    local ready_fn="$1" line="$2" pid
+    pid="$(our_pid)"
+    if [[ -n "$pid" ]] && "$ready_fn"; then
+        log "running (pid $pid)"
+        printf '%s\n' "$line"
+        return 0
+    fi
+    log "not running"
+    return 3
+}
+
+# The command line of every script: start, stop or status (the script defines all three).
+dispatch() {
+    case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    status) status ;;
+    *)
+        echo "usage: $0 {start|stop|status}" >&2
+        exit 2
+        ;;
+    esac
+}

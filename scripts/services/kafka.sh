@@ -220,23 +220,7 @@ stop() {
 }
 
 status() {
-    local pid
-    pid="$(our_pid)"
-    if [[ -n "$pid" ]] && ready; then
-        log "running (pid $pid)"
-        printf 'bootstrap=%s\n' "$BOOTSTRAP"
-        return 0
-    fi
-    log "not running"
-    return 3
+    service_status ready "bootstrap=$BOOTSTRAP"
 }
 
-case "${1:-}" in
-start) start ;;
-stop) stop ;;
-status) status ;;
-*)
-    echo "usage: $0 {start|stop|status}" >&2
-    exit 2
-    ;;
-esac
+dispatch "$@"

@@ -200,23 +200,7 @@ stop() {
 }
 
 status() {
-    local pid
-    pid="$(our_pid)"
-    if [[ -n "$pid" ]] && amqp_ready; then
-        log "running (pid $pid)"
-        printf 'url=%s\n' "$URL"
-        return 0
-    fi
-    log "not running"
-    return 3
+    service_status amqp_ready "url=$URL"
 }
 
-case "${1:-}" in
-start) start ;;
-stop) stop ;;
-status) status ;;
-*)
-    echo "usage: $0 {start|stop|status}" >&2
-    exit 2
-    ;;
-esac
+dispatch "$@"

@@ -16,28 +16,43 @@ class RelayCollector(Collector):
         self.relay = relay
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        stats, sink = self.relay.stats, self.relay.sink.name
-        published = CounterMetricFamily(
-            "moneta_relay_events_published", "Events acknowledged by the broker", labels=["sink"]
-        )
-        published.add_metric([sink], stats.published)
-        failures = CounterMetricFamily(
-            "moneta_relay_failures", "Relay passes that failed and were retried", labels=["sink"]
-        )
-        failures.add_metric([sink], stats.failures)
-        lag = GaugeMetricFamily(
-            "moneta_relay_lag_events", "Sequenced events not yet published", labels=["sink"]
-        )
-        lag.add_metric([sink], stats.lag_events)
-        age = GaugeMetricFamily(
-            "moneta_relay_lag_seconds", "Age of the oldest unpublished event", labels=["sink"]
-        )
-        age.add_metric([sink], stats.lag_seconds)
-        owned = GaugeMetricFamily(
-            "moneta_relay_ledgers_owned", "Ledgers this replica publishes", labels=["sink"]
-        )
-        owned.add_metric([sink], len(stats.owned))
-        yield from (published, failures, lag, age, owned)
+        stats = self.relay.stats
+        rows: list[tuple[type[GaugeMetricFamily | CounterMetricFamily], str, str, float]] = [
+            (
+                CounterMetricFamily,
+                "events_published",
+                "Events the broker acknowledged",
+                stats.published,
+            ),
+            (
+                CounterMetricFamily,
+                "failures",
+                "Relay passes that failed and were retried",
+                stats.failures,
+            ),
+            (
+                GaugeMetricFamily,
+                "lag_events",
+                "Sequenced events not yet published",
+                stats.lag_events,
+            ),
+            (
+                GaugeMetricFamily,
+                "lag_seconds",
+                "Age of the oldest unpublished event",
+                stats.lag_seconds,
+            ),
+            (
+                GaugeMetricFamily,
+                "ledgers_owned",
+                "Ledgers this replica publishes",
+                len(stats.owned),
+            ),
+        ]
+        for kind, name, description, value in rows:
+            family = kind(f"moneta_relay_{name}", description, labels=["sink"])
+            family.add_metric([self.relay.sink.name], value)
+            yield family
 
 
 def serve_relay_metrics(relay: Relay, port: int) -> None:
