@@ -1,5 +1,5 @@
-"""Real brokers for the tests: Kafka, RabbitMQ and moto (a fake SQS), run by the project's
-own scripts in scripts/services/ and shared by the whole session.
+"""Real brokers for the tests: Kafka, RabbitMQ, moto (a fake SQS) and Redis, run by the
+project's own scripts in scripts/services/ and shared by the whole session.
 
 A fixture starts its service only when a test asks for it, and stops it at the end of the
 session only if this session started it: a broker that was already running (say, started
@@ -9,7 +9,7 @@ When a service cannot start, the test is skipped with the reason, except under C
 skipping.
 
 conftest.py re-exports the fixtures:
-    from tests.services import kafka_bootstrap, rabbitmq_url, sqs_endpoint  # noqa: F401
+    from tests.services import kafka_bootstrap, rabbitmq_url, redis_url, sqs_endpoint  # noqa: F401
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts" / "services"
 
 # The key of the one line each script prints on stdout when its service is up.
-KEYS = {"kafka": "bootstrap", "rabbitmq": "url", "moto": "url"}
+KEYS = {"kafka": "bootstrap", "rabbitmq": "url", "moto": "url", "redis": "url"}
 
-# A cold start may install RabbitMQ with apt-get or fetch Kafka's jars with Maven.
+# A cold start may install RabbitMQ or Redis with apt-get or fetch Kafka's jars with Maven.
 START_TIMEOUT = 600.0
 STOP_TIMEOUT = 120.0
 STATUS_TIMEOUT = 30.0
@@ -138,3 +138,10 @@ def sqs_endpoint() -> Iterator[str]:
     """`http://127.0.0.1:PORT` of a moto server: pass it as `endpoint_url`, with region
     us-east-1 and any access key. Its state is in memory, shared by the session."""
     yield from _service("moto")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """`redis://127.0.0.1:PORT/0` of a Redis server that persists nothing: a restart
+    empties it. Its databases are shared by the session: use unique keys."""
+    yield from _service("redis")

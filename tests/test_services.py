@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
+from redis.asyncio import Redis
 
 KAFKA_MESSAGES = 100
 
@@ -157,3 +158,36 @@ async def _sqs_fifo_round_trip(endpoint: str) -> list[str]:
 def test_sqs_fifo_on_moto(sqs_endpoint: str) -> None:
     bodies = asyncio.run(asyncio.wait_for(_sqs_fifo_round_trip(sqs_endpoint), 30))
     assert bodies == ["e1", "e2", "e3"]
+
+
+# A compare-and-set that the server runs atomically: the kind of Lua an idempotency key or
+# a lock needs.
+REDIS_CAS = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+    return 1
+end
+return 0
+"""
+
+
+async def _redis_round_trip(url: str) -> list[object]:
+    key = f"moneta-smoke-{uuid.uuid4().hex[:12]}"
+    async with Redis.from_url(url, decode_responses=True) as client:
+        seen: list[object] = [
+            await client.ping(),
+            await client.set(key, "pending", ex=60, nx=True),
+            await client.set(key, "other", ex=60, nx=True),  # NX: already there
+            await client.get(key),
+            await client.eval(REDIS_CAS, 1, key, "pending", "done"),
+            await client.eval(REDIS_CAS, 1, key, "pending", "again"),
+            await client.get(key),
+            await client.ttl(key) > 0,
+            await client.delete(key),
+        ]
+    return seen
+
+
+def test_redis_set_get_and_lua(redis_url: str) -> None:
+    seen = asyncio.run(asyncio.wait_for(_redis_round_trip(redis_url), 30))
+    assert seen == [True, True, None, "pending", 1, 0, "done", True, 1]
