@@ -27,7 +27,7 @@ import psycopg
 import pytest
 
 from moneta.db.embedded import FAST_UNSAFE_CONF, EmbeddedPostgres
-from tests.services import kafka_bootstrap, rabbitmq_url, sqs_endpoint  # noqa: F401
+from tests.services import kafka_bootstrap, rabbitmq_url, redis_url, sqs_endpoint  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -169,15 +169,23 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def isolated_stack(database_url: str, base_env: dict[str, str], workdir: Path) -> Iterator[Stack]:
-    """For tests that consume every event of a database (the relay): the session
-    database holds every other test's ledgers too."""
+def isolated_stack(
+    request: pytest.FixtureRequest, database_url: str, base_env: dict[str, str], workdir: Path
+) -> Iterator[Stack]:
+    """For tests that consume every event of a database (the relay), or that need a server
+    configured their own way (a module's STACK_ENV): the session database holds every
+    other test's ledgers too."""
     name = f"iso_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     parts = urlsplit(database_url)
     url = urlunsplit(parts._replace(path=f"/{name}"))
-    env = {**base_env, "MONETA_DATABASE_URL": url, "MONETA_DATA_DIR": str(workdir / name)}
+    env = {
+        **base_env,
+        "MONETA_DATABASE_URL": url,
+        "MONETA_DATA_DIR": str(workdir / name),
+        **getattr(request.module, "STACK_ENV", {}),
+    }
     moneta("migrate", env=env)
     key = moneta("keys", "create", "--scope", "admin", "--name", name, env=env).strip()
     srv = start_server(env, workdir / f"{name}.log")

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from moneta import __version__, worker
@@ -25,6 +26,11 @@ from moneta.http.limits import BodyLimitMiddleware
 from moneta.http.pagination import json_response
 from moneta.http.problems import MonetaError, install_handlers
 from moneta.ledgers.endpoints import router as ledgers_router
+from moneta.observability.errors import configure_sentry
+from moneta.observability.logs import configure_logging
+from moneta.observability.metrics import Metrics
+from moneta.observability.middleware import ObservabilityMiddleware
+from moneta.observability.tracing import configure_tracing, instrument_app
 from moneta.transactions.endpoints import router as transactions_router
 from moneta.webhooks.dispatcher import Dispatcher
 from moneta.webhooks.endpoints import router as webhooks_router
@@ -35,11 +41,14 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings, handle: DatabaseHandle | None = None) -> FastAPI:
     """`handle`: an already opened database, else the lifespan opens one; it closes either."""
 
+    metrics = Metrics()
+    tracer = configure_tracing("api")
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = handle if handle is not None else await asyncio.to_thread(open_database, settings)
         db = await Database.connect(own.url, settings)
-        app.state.moneta = AppState(settings=settings, db=db)
+        app.state.moneta = AppState(settings=settings, db=db, metrics=metrics)
         tasks = [asyncio.create_task(own.watch())]
         if settings.inprocess_worker:
             tasks.append(asyncio.create_task(worker.run_with_sequencer(db, own.url, settings)))
@@ -56,6 +65,8 @@ def create_app(settings: Settings, handle: DatabaseHandle | None = None) -> Fast
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await db.close()
+            if tracer is not None:
+                tracer.shutdown()  # flushes the spans still queued
             # uvicorn re-raises SIGTERM after shutdown: the embedded server stops here or never.
             await asyncio.to_thread(own.close)
 
@@ -70,6 +81,9 @@ def create_app(settings: Settings, handle: DatabaseHandle | None = None) -> Fast
         max_body_bytes=settings.max_body_bytes,
         max_batch_body_bytes=settings.max_batch_body_bytes,
     )
+    # Outermost: it times and counts everything, 413s and 401s included.
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics, access_log=settings.access_log)
+    instrument_app(app, tracer)
     install_handlers(app)
     for router in (
         ledgers_router,
@@ -96,9 +110,24 @@ def create_app(settings: Settings, handle: DatabaseHandle | None = None) -> Fast
             ) from None
         return json_response('{"status":"ready","database":"ok"}')
 
+    if settings.metrics_enabled:
+
+        @app.get("/metrics", tags=["health"], include_in_schema=False)
+        async def prometheus(state: StateDep) -> Response:
+            await state.metrics.refresh(state.db)
+            return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
     return app
 
 
 def app_from_env() -> FastAPI:
     """The factory uvicorn's worker processes call (`moneta serve --workers N`)."""
-    return create_app(Settings())
+    settings = Settings()
+    configure_process(settings)
+    return create_app(settings)
+
+
+def configure_process(settings: Settings) -> None:
+    """Logging and error reporting, once per process."""
+    configure_logging(settings.log_level, settings.log_format)
+    configure_sentry(settings.sentry_dsn, settings.environment)

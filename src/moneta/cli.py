@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 import uuid
@@ -38,9 +37,9 @@ def _settings(
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    from moneta.app import configure_process
+
+    configure_process(settings)
 
 
 def _serve(settings: Settings, handle: DatabaseHandle | None) -> None:
@@ -53,6 +52,8 @@ def _serve(settings: Settings, handle: DatabaseHandle | None) -> None:
         "loop": "uvloop",
         "http": "httptools",
         "access_log": False,
+        # Our handler formats every record (JSON or text); uvicorn must not install its own.
+        "log_config": None,
         "timeout_graceful_shutdown": 10,
     }
     if settings.workers == 1:
@@ -92,8 +93,14 @@ def serve(host: Host = None, port: Port = None, workers: Workers = None) -> None
 def dev(host: Host = None, port: Port = None) -> None:
     """Everything in one process on embedded defaults; prints the URL and a new admin key."""
     # Everything in one process: webhooks, and the relay too if MONETA_EVENTS_SINK is set.
-    settings = _settings(host, port).model_copy(
-        update={"inprocess_webhooks": True, "inprocess_relay": True}
+    settings = _settings(host, port)
+    settings = settings.model_copy(
+        update={
+            "inprocess_webhooks": True,
+            "inprocess_relay": True,
+            # A terminal reads text; MONETA_LOG_FORMAT still wins.
+            "log_format": settings.log_format if "MONETA_LOG_FORMAT" in os.environ else "text",
+        }
     )
     _logging(settings)
     handle = open_database(settings)

@@ -43,6 +43,17 @@ class Settings(BaseSettings):
     fold_batch_size: int = Field(default=50_000, ge=1, le=1_000_000)
 
     log_level: str = "info"
+    # json: one object per line with request_id and ledger_id (production); text: terminals.
+    log_format: Literal["json", "text"] = "json"
+    # One log line per request (5xx answers are always logged).
+    access_log: bool = False
+    # Errors and ERROR log records go to Sentry when set (PII and secrets scrubbed).
+    sentry_dsn: str | None = None
+    environment: str = "production"
+    # GET /metrics on the API port (Prometheus text format; no tenant data in it).
+    metrics_enabled: bool = True
+    # The worker checks every ledger invariant this often (a full pass over entries).
+    invariant_check_interval_s: float = Field(default=3600.0, gt=0.0, le=7 * 86_400.0)
 
     # Event stream (moneta/events). The sequencer numbers each ledger's events in commit
     # order from a logical replication slot; one process at a time does it (any of api

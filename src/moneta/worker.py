@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 
+from moneta import invariants
 from moneta.accounts import repository as accounts_repository
 from moneta.config import Settings
 from moneta.db.database import Database
@@ -69,7 +70,25 @@ async def run_forever(db: Database, settings: Settings) -> None:
         await asyncio.sleep(settings.worker_interval_s)
 
 
+async def check_invariants_forever(db: Database, settings: Settings) -> None:
+    # Polls more often than the interval: the check itself finds out whether it is due.
+    poll_s = min(settings.invariant_check_interval_s, 60.0)
+    while True:
+        try:
+            await invariants.check_if_due(db, settings.invariant_check_interval_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("invariant check failed to run")
+        await asyncio.sleep(poll_s)
+
+
 async def run_with_sequencer(db: Database, url: str, settings: Settings) -> None:
-    """The scheduled jobs plus the event sequencer (which waits its turn if another
-    process already sequences): what `moneta worker` and the in-process worker run."""
-    await asyncio.gather(run_forever(db, settings), Sequencer(url, settings).run_forever())
+    """The scheduled jobs, the invariant check and the event sequencer (which waits its
+    turn if another process already sequences): what `moneta worker` and the in-process
+    worker run."""
+    await asyncio.gather(
+        run_forever(db, settings),
+        check_invariants_forever(db, settings),
+        Sequencer(url, settings).run_forever(),
+    )

@@ -11,6 +11,7 @@ from moneta.auth.schemas import Principal, Scope
 from moneta.auth.service import KeyCache, authenticate
 from moneta.http.deps import app_state
 from moneta.http.problems import MonetaError
+from moneta.observability import context
 
 
 async def get_principal(request: Request) -> Principal:
@@ -18,7 +19,10 @@ async def get_principal(request: Request) -> Principal:
     cache = state.caches.get("auth")
     if cache is None:
         cache = state.caches["auth"] = KeyCache(state.settings.auth_cache_ttl_s)
-    return await authenticate(state.db, cache, request.headers.get("authorization"))
+    principal = await authenticate(state.db, cache, request.headers.get("authorization"))
+    if principal.ledger_id is not None:
+        context.ledger_id.set(str(principal.ledger_id))  # for this request's log lines
+    return principal
 
 
 def require(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:

@@ -4,4 +4,6 @@
 MIGRATION = 0x6D6F6E657461  # "moneta"
 # The event sequencer's leader (session-scoped, held while sequencing).
 SEQUENCER = 0x6D6F6E657401
+# The scheduled invariant check: one runner at a time (session-scoped, released after).
+INVARIANTS = 0x6D6F6E657402
 # Relay leases use hashtextextended('<consumer>:<ledger id>', 0): see events/leases.py.

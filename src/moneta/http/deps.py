@@ -9,12 +9,14 @@ from fastapi import Depends, Request
 
 from moneta.config import Settings
 from moneta.db.database import Database
+from moneta.observability.metrics import Metrics
 
 
 @dataclass
 class AppState:
     settings: Settings
     db: Database
+    metrics: Metrics
     # Small in-process caches keyed by the component that owns them (e.g. auth).
     caches: dict[str, Any] = field(default_factory=dict)
 

@@ -6,6 +6,7 @@ import uuid
 
 from moneta.auth.schemas import Principal
 from moneta.http.problems import MonetaError, not_found
+from moneta.observability import context
 
 
 def target_ledger(principal: Principal, requested: uuid.UUID | None) -> uuid.UUID:
@@ -15,6 +16,7 @@ def target_ledger(principal: Principal, requested: uuid.UUID | None) -> uuid.UUI
         raise MonetaError(422, "validation_error", "ledger_id: field required for this key")
     if not principal.sees(ledger_id):
         raise not_found("ledger")
+    context.ledger_id.set(str(ledger_id))  # for this request's log lines
     return ledger_id
 
 
@@ -22,4 +24,7 @@ def visible_ledger(principal: Principal, requested: uuid.UUID | None) -> uuid.UU
     """A list filter: the key's ledger, or any (None) for an operator key."""
     if requested is not None and not principal.sees(requested):
         raise not_found("ledger")
-    return requested or principal.ledger_id
+    visible = requested or principal.ledger_id
+    if visible is not None:
+        context.ledger_id.set(str(visible))
+    return visible

@@ -1,0 +1,1 @@
+"""Observability: request context, structured logs, Prometheus metrics, tracing, Sentry."""
