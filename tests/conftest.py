@@ -168,6 +168,13 @@ class Stack:
     db: psycopg.Connection[Any]
 
 
+def _module_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """A module's STACK_ENV: a dict, or a function of the request (to use fixtures)."""
+    extra = getattr(request.module, "STACK_ENV", {})
+    env: dict[str, str] = extra(request) if callable(extra) else extra
+    return env
+
+
 @pytest.fixture(scope="module")
 def isolated_stack(
     request: pytest.FixtureRequest, database_url: str, base_env: dict[str, str], workdir: Path
@@ -184,7 +191,7 @@ def isolated_stack(
         **base_env,
         "MONETA_DATABASE_URL": url,
         "MONETA_DATA_DIR": str(workdir / name),
-        **getattr(request.module, "STACK_ENV", {}),
+        **_module_env(request),
     }
     moneta("migrate", env=env)
     key = moneta("keys", "create", "--scope", "admin", "--name", name, env=env).strip()

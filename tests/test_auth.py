@@ -40,6 +40,7 @@ class World:
     b_cash: Json
     b_carol: Json
     a_webhook: Json
+    a_key_id: str
     operator_keys: dict[str, str]  # unbound read and write keys
     # Strings that only ledger A's data contains: B's answers must never include them.
     secrets: list[str] = field(default_factory=list)
@@ -76,6 +77,7 @@ def world(admin: httpx.Client, server: Server) -> Iterator[World]:
         b_carol = b.account(f"b-carol-{tag}")
         b.transfer(b_cash["id"], b_carol["id"], 50)
         a_ledger = admin.get(f"/v1/ledgers/{a.ledger_id}").json()
+        a_key_id = admin.post("/v1/api-keys", json={"scope": "read", "ledger_id": a.ledger_id})
         a_webhook = a.client.post(
             "/v1/webhook-endpoints",
             headers={"Authorization": f"Bearer {a.keys['admin']}"},
@@ -99,6 +101,7 @@ def world(admin: httpx.Client, server: Server) -> Iterator[World]:
             b_cash=b_cash,
             b_carol=b_carol,
             a_webhook=a_webhook,
+            a_key_id=a_key_id.json()["id"],
             operator_keys=operator_keys,
             secrets=[
                 secret,
@@ -143,6 +146,7 @@ class Endpoint:
             posted=w.a_posted["id"],
             pending=w.a_pending["id"],
             webhook=w.a_webhook["id"],
+            apikey=w.a_key_id,
             delivery=uuid.UUID(int=1),
         )
         headers: list[tuple[bytes, bytes]] = []
@@ -215,6 +219,7 @@ ENDPOINTS = [
     Endpoint("POST", "/v1/webhook-endpoints/{webhook}/rotate-secret", "admin"),
     Endpoint("POST", "/v1/webhook-endpoints/{webhook}/deliveries/{delivery}/redeliver", "admin"),
     Endpoint("DELETE", "/v1/webhook-endpoints/{webhook}", "admin"),
+    Endpoint("DELETE", "/v1/api-keys/{apikey}", "admin"),
 ]
 READS = [e for e in ENDPOINTS if e.need == "read"]
 WRITES = [e for e in ENDPOINTS if e.need != "read"]
@@ -234,7 +239,7 @@ def state(conn: psycopg.Connection[Any], w: World) -> Json:
         "a": snapshot(conn, w.a.ledger_id),
         "b": snapshot(conn, w.b.ledger_id),
         "ledgers": conn.execute("SELECT count(*) FROM ledgers").fetchone(),
-        "api_keys": conn.execute("SELECT count(*) FROM api_keys").fetchone(),
+        "api_keys": conn.execute("SELECT count(*), count(revoked_at) FROM api_keys").fetchone(),
         "webhook_endpoints": conn.execute(
             "SELECT id, secret, previous_secret, deleted_at FROM webhook_endpoints ORDER BY id"
         ).fetchall(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,9 @@ from moneta.http.deps import AppState, StateDep
 from moneta.http.limits import BodyLimitMiddleware
 from moneta.http.pagination import json_response
 from moneta.http.problems import MonetaError, install_handlers
+from moneta.kv.client import RedisState
+from moneta.kv.keycache import SharedKeyCache
+from moneta.kv.ratelimit import RateLimiter, RateLimitHeaders
 from moneta.ledgers.endpoints import router as ledgers_router
 from moneta.observability.errors import configure_sentry
 from moneta.observability.logs import configure_logging
@@ -48,7 +52,20 @@ def create_app(settings: Settings, handle: DatabaseHandle | None = None) -> Fast
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = handle if handle is not None else await asyncio.to_thread(open_database, settings)
         db = await Database.connect(own.url, settings)
-        app.state.moneta = AppState(settings=settings, db=db, metrics=metrics)
+        redis = RedisState(settings.redis_url, settings.redis_timeout_s)
+        app.state.moneta = AppState(
+            settings=settings,
+            db=db,
+            metrics=metrics,
+            redis=redis,
+            limiter=RateLimiter(
+                redis,
+                settings.rate_limit_per_s,
+                settings.rate_limit_burst,
+                settings.rate_limit_fail_open,
+            ),
+            key_cache=SharedKeyCache(redis) if redis.configured else None,
+        )
         tasks = [asyncio.create_task(own.watch())]
         if settings.inprocess_worker:
             tasks.append(asyncio.create_task(worker.run_with_sequencer(db, own.url, settings)))
@@ -65,6 +82,7 @@ def create_app(settings: Settings, handle: DatabaseHandle | None = None) -> Fast
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await db.close()
+            await redis.close()
             if tracer is not None:
                 tracer.shutdown()  # flushes the spans still queued
             # uvicorn re-raises SIGTERM after shutdown: the embedded server stops here or never.
@@ -81,6 +99,7 @@ def create_app(settings: Settings, handle: DatabaseHandle | None = None) -> Fast
         max_body_bytes=settings.max_body_bytes,
         max_batch_body_bytes=settings.max_batch_body_bytes,
     )
+    app.add_middleware(RateLimitHeaders)
     # Outermost: it times and counts everything, 413s and 401s included.
     app.add_middleware(ObservabilityMiddleware, metrics=metrics, access_log=settings.access_log)
     instrument_app(app, tracer)
@@ -101,6 +120,8 @@ def create_app(settings: Settings, handle: DatabaseHandle | None = None) -> Fast
 
     @app.get("/readyz", tags=["health"])
     async def readyz(state: StateDep) -> Response:
+        """Ready when PostgreSQL answers. Redis is reported, never required: without it
+        money moves as before (rate limits fail open or closed, caches fall through)."""
         try:
             async with state.db.connection() as conn:
                 await conn.fetchval("SELECT 1", timeout=2.0)
@@ -108,7 +129,16 @@ def create_app(settings: Settings, handle: DatabaseHandle | None = None) -> Fast
             raise MonetaError(
                 503, "not_ready", f"database unavailable: {type(exc).__name__}"
             ) from None
-        return json_response('{"status":"ready","database":"ok"}')
+        report: dict[str, str] = {"status": "ready", "database": "ok"}
+        if state.redis.configured:
+            healthy = await state.redis.ping()
+            report["redis"] = "ok" if healthy else "degraded"
+            if not healthy:
+                report["status"] = "degraded"
+                report["rate_limiting"] = "open" if state.limiter.fail_open else "closed"
+        else:
+            report["redis"] = "disabled"
+        return json_response(json.dumps(report))
 
     if settings.metrics_enabled:
 

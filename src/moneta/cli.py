@@ -12,7 +12,7 @@ import asyncpg
 import typer
 import uvicorn
 
-from moneta.auth.schemas import Scope
+from moneta.auth.schemas import RateLimit, Scope
 from moneta.auth.service import create_key
 from moneta.config import Settings
 from moneta.db import migrate as migrations
@@ -70,12 +70,17 @@ def _serve(settings: Settings, handle: DatabaseHandle | None) -> None:
 
 
 async def _issue_key(
-    url: str, settings: Settings, scope: Scope, ledger: uuid.UUID | None, name: str
+    url: str,
+    settings: Settings,
+    scope: Scope,
+    ledger: uuid.UUID | None,
+    name: str,
+    limit: RateLimit | None = None,
 ) -> str:
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         await conn.execute(f'SET ROLE "{settings.database_app_role}"')
-        created = await create_key(conn, scope, ledger, name)
+        created = await create_key(conn, scope, ledger, name, limit)
     finally:
         await conn.close()
     return created.key
@@ -219,6 +224,10 @@ def keys_create(
     scope: Annotated[Scope, typer.Option(help="read, write or admin")],
     ledger: Annotated[str | None, typer.Option(help="bind the key to one ledger (tenant)")] = None,
     name: Annotated[str, typer.Option(help="a label for operators")] = "",
+    rate_limit: Annotated[
+        float | None, typer.Option(help="requests per second for this key (default: service's)")
+    ] = None,
+    burst: Annotated[int | None, typer.Option(help="with --rate-limit: requests at once")] = None,
 ) -> None:
     """Create an API key and print it (it is shown only once)."""
     ledger_id = None
@@ -227,10 +236,16 @@ def keys_create(
             ledger_id = uuid.UUID(ledger)
         except ValueError:
             raise typer.BadParameter("--ledger must be a ledger id") from None
+    limit = None
+    if rate_limit is not None:
+        try:
+            limit = RateLimit(per_second=rate_limit, burst=burst or max(1, int(rate_limit * 2)))
+        except ValueError as exc:
+            raise typer.BadParameter(f"--rate-limit/--burst: {exc}") from None
     settings = _settings()
     handle = open_database(settings)
     try:
-        key = asyncio.run(_issue_key(handle.url, settings, scope, ledger_id, name))
+        key = asyncio.run(_issue_key(handle.url, settings, scope, ledger_id, name, limit))
     finally:
         handle.close()
     typer.echo(key)

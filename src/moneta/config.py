@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     # Balance increments of limit-free (hot) accounts folded per pass.
     fold_batch_size: int = Field(default=50_000, ge=1, le=1_000_000)
 
+    # Redis (rate limits, shared caches). Unset: no rate limiting, in-process caches only.
+    redis_url: str | None = None
+    redis_timeout_s: float = Field(default=0.05, gt=0.0, le=10.0)
+    # Per API key unless the key carries its own (POST /v1/api-keys rate_limit).
+    rate_limit_per_s: float = Field(default=100.0, gt=0.0, le=1_000_000.0)
+    rate_limit_burst: int = Field(default=200, ge=1, le=1_000_000)
+    # Redis unreachable: let requests through (true) or answer 503 (false).
+    rate_limit_fail_open: bool = True
+
     log_level: str = "info"
     # json: one object per line with request_id and ledger_id (production); text: terminals.
     log_format: Literal["json", "text"] = "json"

@@ -19,9 +19,14 @@ async def get_principal(request: Request) -> Principal:
     cache = state.caches.get("auth")
     if cache is None:
         cache = state.caches["auth"] = KeyCache(state.settings.auth_cache_ttl_s)
-    principal = await authenticate(state.db, cache, request.headers.get("authorization"))
+    principal = await authenticate(
+        state.db, cache, request.headers.get("authorization"), state.key_cache
+    )
     if principal.ledger_id is not None:
         context.ledger_id.set(str(principal.ledger_id))  # for this request's log lines
+    decision = await state.limiter.check(principal)  # raises 429 when the bucket is empty
+    if decision is not None:
+        request.state.ratelimit = decision  # RateLimitHeaders puts it on the answer
     return principal
 
 

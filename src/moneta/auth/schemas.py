@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from moneta.http.types import Name
 
@@ -27,6 +27,9 @@ class Principal:
     scope: Scope
     # None: the key spans every ledger (an operator's key); else the one tenant it serves.
     ledger_id: uuid.UUID | None
+    # None: the service-wide default rate limit applies.
+    rate_limit_per_s: float | None = None
+    rate_limit_burst: int | None = None
 
     def allows(self, needed: Scope) -> bool:
         return _RANK[self.scope] >= _RANK[needed]
@@ -35,11 +38,20 @@ class Principal:
         return self.ledger_id is None or self.ledger_id == ledger_id
 
 
+class RateLimit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    per_second: float = Field(gt=0, le=1_000_000, description="sustained requests per second")
+    burst: int = Field(ge=1, le=1_000_000, strict=True, description="requests allowed at once")
+
+
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scope: Scope
     ledger_id: uuid.UUID | None = None
     name: Name | None = None
+    rate_limit: RateLimit | None = Field(
+        default=None, description="this key's limit (default: the service's)"
+    )
 
 
 class ApiKeyCreated(BaseModel):
@@ -48,4 +60,5 @@ class ApiKeyCreated(BaseModel):
     ledger_id: uuid.UUID | None
     name: str
     created_at: datetime
+    rate_limit: RateLimit | None
     key: str

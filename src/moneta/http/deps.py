@@ -9,6 +9,9 @@ from fastapi import Depends, Request
 
 from moneta.config import Settings
 from moneta.db.database import Database
+from moneta.kv.client import RedisState
+from moneta.kv.keycache import SharedKeyCache
+from moneta.kv.ratelimit import RateLimiter
 from moneta.observability.metrics import Metrics
 
 
@@ -17,6 +20,9 @@ class AppState:
     settings: Settings
     db: Database
     metrics: Metrics
+    redis: RedisState
+    limiter: RateLimiter
+    key_cache: SharedKeyCache | None
     # Small in-process caches keyed by the component that owns them (e.g. auth).
     caches: dict[str, Any] = field(default_factory=dict)
 
