@@ -4,12 +4,16 @@ check conservation, write the report.
 By default it hosts its own Moneta (fresh durable embedded PostgreSQL, `moneta migrate`,
 `moneta serve`) and tears it down afterwards; with --url/--key it loads a running Moneta
 (add --database-url for the SQL shortcuts, the ceiling and the conservation check).
-Exit status: 0 done, 1 conservation broken, 2 the harness itself failed.
+With --relay (self-hosted only) it also measures `moneta relay` publishing to Kafka
+(bench/relay.py), on a broker it starts with scripts/services/kafka.sh if none runs.
+Exit status: 0 done, 1 conservation broken, 2 the harness itself failed (or the relay
+measurement did; the report is written all the same).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import signal
@@ -22,11 +26,12 @@ from typing import Any
 
 import uvloop
 
-from bench import conservation, report
+from bench import conservation, kafka, report
 from bench.ceiling import Ceiling
 from bench.client import Client
 from bench.host import SelfHosted
 from bench.load import WORKLOADS, Load, LoadConfig
+from bench.relay import RelayBench, RelayConfig, new_topic_prefix, relay_batch_size
 from bench.setup import create_ledger
 from bench.stats import CpuMeter, combine, unexpected_errors
 
@@ -82,6 +87,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=3, help="repeat each measurement; medians (3)")
     p.add_argument("--no-ceiling", action="store_true", help="skip the raw-SQL ceiling")
     p.add_argument("--no-pgbench", action="store_true", help="skip the pgbench ceiling")
+    relay = p.add_argument_group("event relay (self-hosted only)")
+    relay.add_argument(
+        "--relay",
+        action="store_true",
+        help="also measure `moneta relay` to Kafka: drain rate, lag under the batch workload, "
+        "raw producer ceiling (starts scripts/services/kafka.sh unless "
+        "$MONETA_KAFKA_BOOTSTRAP_SERVERS is set)",
+    )
+    relay.add_argument(
+        "--relay-backlog", type=int, default=50_000, help="events per drain measurement (50000)"
+    )
     args = p.parse_args(argv)
     if args.funded is not None and args.funded < args.accounts:
         # The raw-SQL ceilings pick any wallet as the payer: with unfunded wallets they would
@@ -91,6 +107,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--url and --key go together")
     if args.accounts < 2 or args.runs < 1 or args.concurrency < 1 or args.batch_size < 1:
         p.error("--accounts >= 2, --runs >= 1, --concurrency >= 1, --batch-size >= 1")
+    if args.relay and args.url:
+        # The relay measurement moves the relay's cursor past existing events: harmless on
+        # the throwaway stack, it would make a real deployment's relay skip them.
+        p.error("--relay measures a self-hosted stack only (not with --url)")
+    if args.relay_backlog < 1:
+        p.error("--relay-backlog >= 1")
     if not args.url:
         args.database_url = None  # set by the self-hosted stack
     return args
@@ -104,7 +126,15 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         "workloads": args.workloads,
         "seed": args.seed,
         "runs": args.runs,
+        "relay": args.relay,
+        "relay_backlog": args.relay_backlog if args.relay else None,
     }
+
+
+def _batch_of(runs: list[dict[str, Any]], run: int) -> dict[str, Any] | None:
+    """This run's batch workload (relay off), the baseline of batch with the relay on."""
+    found = [s for s in runs if s["name"] == "batch" and s["run"] == run and s["status"] == "ok"]
+    return found[0] if found else None
 
 
 async def measure(
@@ -113,6 +143,7 @@ async def measure(
     admin_key: str,
     database_url: str | None,
     host: SelfHosted | None,
+    broker: kafka.Broker | None = None,
 ) -> dict[str, Any]:
     ledger = await create_ledger(url, admin_key, args.accounts, database_url, args.funded)
     sys.stderr.write(
@@ -130,8 +161,24 @@ async def measure(
         )
     runs: list[dict[str, Any]] = []
     args.out.mkdir(parents=True, exist_ok=True)
-    async with Client(url, ledger.key, args.concurrency) as api:
+    relay_results: dict[str, Any] | None = None
+    async with (
+        Client(url, ledger.key, args.concurrency) as api,
+        contextlib.AsyncExitStack() as stack,
+    ):
         load = Load(api, ledger, cfg, cpu)
+        relay = None
+        if broker is not None and host is not None and database_url:
+            relay_cfg = RelayConfig(
+                broker.bootstrap,
+                broker.origin,
+                args.relay_backlog,
+                new_topic_prefix(),
+                relay_batch_size(),
+            )
+            relay = await stack.enter_async_context(
+                RelayBench(relay_cfg, host, database_url, ledger, api, load)
+            )
         for run in range(1, args.runs + 1):
             of = f"{run}/{args.runs}"
             for workload in args.workloads:
@@ -143,6 +190,11 @@ async def measure(
                 if not args.no_pgbench:
                     m = await ceiling.pgbench(run, f"pgbench {of}")
                     runs.append(m.summary())
+            if relay is not None:
+                await relay.run(run, of, _batch_of(runs, run))
+        # Closing the stack deletes the run's topics; read the results after that.
+        await stack.aclose()
+        relay_results = relay.results() if relay is not None else None
     by_name: dict[str, list[dict[str, Any]]] = {}
     for summary in runs:
         by_name.setdefault(summary["name"], []).append(summary)
@@ -170,6 +222,7 @@ async def measure(
         "runs": runs,
         "conservation": checked,
         "postgres": pg,
+        **({"relay": relay_results} if relay_results is not None else {}),
     }
 
 
@@ -183,7 +236,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     host: SelfHosted | None = None
+    broker: kafka.Broker | None = None
+    relay_skipped = None
     try:
+        if args.relay:
+            sys.stderr.write("starting Kafka for the relay measurement...\n")
+            try:
+                broker = kafka.start_broker()
+            except kafka.KafkaUnavailableError as exc:
+                relay_skipped = {"status": "skipped", "reason": str(exc)}
+                sys.stderr.write(f"relay measurement skipped: {exc}\n")
         if args.url:
             url, key, database_url = args.url, args.key, args.database_url
             target = f"{url} (given)"
@@ -196,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                 "self-hosted: fresh embedded PostgreSQL (durable defaults) + moneta serve "
                 f"({args.server_workers} process(es))"
             )
-        results = uvloop.run(measure(args, url, key, database_url, host))
+        results = uvloop.run(measure(args, url, key, database_url, host, broker))
     except Exception:
         traceback.print_exc()
         if host is not None:
@@ -205,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if host is not None:
             host.close()
+        if broker is not None and (warning := kafka.stop_broker(broker)):
+            sys.stderr.write(f"warning: {warning}\n")
+    if relay_skipped is not None:
+        results["relay"] = relay_skipped
     results = {
         "started_at": started,
         "command": "python -m bench " + shlex.join(argv),
@@ -215,9 +281,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     results["unexpected_errors"] = sum(
         unexpected_errors(s["errors"]) for s in results["workloads"].values()
-    )
+    ) + results.get("relay", {}).get("unexpected_errors", 0)
     json_path, md_path = report.write(results, args.out)
     sys.stdout.write(report.markdown(results))
     sys.stdout.write(f"\nwrote {json_path} and {md_path}\n")
     sys.stdout.flush()
-    return 1 if results["conservation"].get("ok") is False else 0
+    if results["conservation"].get("ok") is False:
+        return 1
+    # A relay measurement that was asked for and broke is a harness failure (the report,
+    # with the reason, is written all the same).
+    return 2 if results.get("relay", {}).get("status") == "failed" else 0

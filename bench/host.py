@@ -3,8 +3,8 @@ temporary folder, `moneta migrate`, an admin key and a `moneta serve` process.
 
 PostgreSQL gets no extra configuration: the durable defaults of `EmbeddedPostgres`
 (fsync, synchronous_commit and full_page_writes on), exactly as production runs it.
-Everything started here is stopped in `close()`: the server by process group, the
-database with `EmbeddedPostgres.stop()`.
+Everything started here is stopped in `close()`: processes added with `spawn()` (the
+relay) and the server by process group, then the database with `EmbeddedPostgres.stop()`.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class SelfHosted:
         self.admin_key = ""
         self.env: dict[str, str] = {}
         self.log_path = self.workdir / "server.log"
+        self.children: list[subprocess.Popen[bytes]] = []  # spawn()ed, stopped by close()
 
     def start(self) -> None:
         self.pg = EmbeddedPostgres(self.workdir / "pg")
@@ -91,8 +92,36 @@ class SelfHosted:
         except (OSError, IndexError, ValueError):
             return None
 
+    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """Another `moneta` process on this stack (e.g. `moneta relay`) with the server's
+        environment plus `env`, logged to <workdir>/<name>.log. Stop it with `stop()`;
+        `close()` stops any left, before the database goes."""
+        with (self.workdir / f"{name}.log").open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "moneta", *args],
+                env={**self.env, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.children.append(process)
+        return process
+
+    def stop(self, process: subprocess.Popen[bytes]) -> None:
+        _stop_group(process)
+        if process in self.children:
+            self.children.remove(process)
+
+    def log_tail(self, name: str, chars: int = 3000) -> str:
+        try:
+            return (self.workdir / f"{name}.log").read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
     def close(self) -> None:
         try:
+            for process in list(self.children):
+                self.stop(process)
             self._stop_server()
         finally:
             try:
@@ -136,15 +165,20 @@ class SelfHosted:
         raise RuntimeError(f"moneta serve did not become ready:\n{self.server_log_tail()}")
 
     def _stop_server(self) -> None:
-        process = self.server
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if self.server is not None:
+            _stop_group(self.server)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process group (a server's workers too), SIGKILL if it lingers."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from bench.kafka import LARGE_BATCH_BYTES, RELAY_MAX_BATCH_BYTES
 from bench.stats import fmt_ms
 from moneta.db.database import asyncpg_dsn
 
@@ -139,7 +140,70 @@ def markdown(results: dict[str, Any]) -> str:
         "transfers = transactions created (batch items one each; a pending transfer counts "
         "once, its post is a second request). Ratios use medians. CPU is % of one core.",
     ]
+    if "relay" in results:
+        lines += ["", *relay_markdown(results["relay"])]
     return "\n".join(lines) + "\n"
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _triple(m: dict[str, Any], key: str, digits: int = 0) -> str:
+    return " / ".join(_num(m.get(f"{key}_{q}"), digits) for q in ("p50", "p99", "max"))
+
+
+def relay_markdown(relay: dict[str, Any]) -> list[str]:
+    """The "Event relay" section: `moneta relay` from outbox to Kafka (bench/relay.py)."""
+    lines = ["## Event relay", ""]
+    if relay["status"] == "skipped":
+        return [*lines, f"skipped: {relay['reason']}"]
+    m: dict[str, Any] = relay["median"]
+    if relay["status"] == "failed":
+        lines += [f"FAILED: {relay['reason']}", ""]
+    if not m:
+        return lines
+    ratio, vs_raw = m.get("batch_ratio"), m.get("relay_vs_raw")
+    lines += [
+        f"`moneta relay` to Kafka {relay['broker']}, relay batch {relay['relay_batch_size']}, "
+        f"backlog {m['backlog_events']:,.0f} events, median of {len(relay['runs'])} run(s). "
+        f"Relay = {'-' if vs_raw is None else f'{vs_raw:.0%}'} of the raw Kafka producer "
+        "ceiling.",
+        "",
+        "| measurement | value |",
+        "|---|---:|",
+        f"| drain: events/s outbox -> Kafka (from the first acked batch) "
+        f"| {_rate(m.get('drain_events_per_s'))} |",
+        f"| drain incl. relay start-up: events/s (first ack after s) "
+        f"| {_rate(m.get('drain_events_per_s_incl_start'))} "
+        f"({_num(m.get('drain_first_ack_s'), 2)} s) |",
+        f"| raw producer ceiling: messages/s ({_num(m.get('raw_message_bytes'))} B, acks=all, "
+        f"idempotent, pipelined) | {_rate(m.get('raw_pipelined_per_s'))} |",
+        f"| raw producer awaiting acks every {relay['relay_batch_size']} (the relay's pattern) "
+        f"| {_rate(m.get('raw_stop_and_wait_per_s'))} |",
+        f"| raw producer, pipelined, {LARGE_BATCH_BYTES // 1024} KiB batches instead of "
+        f"{RELAY_MAX_BATCH_BYTES // 1024} KiB "
+        f"| {_rate(m.get('raw_large_batches_per_s'))} |",
+        f"| under batch load: events/s published / written "
+        f"| {_rate(m.get('published_per_s_load'))} / {_rate(m.get('batch_relay_on_tps'))} |",
+        f"| lag under batch load: events p50 / p99 / max | {_triple(m, 'lag_events')} |",
+        f"| lag under batch load: oldest unpublished event's age, s p50 / p99 / max "
+        f"| {_triple(m, 'lag_s', 2)} |",
+        f"| the same, counted from when it was sequenced (the relay's share) "
+        f"| {_triple(m, 'lag_waited_s', 2)} |",
+        f"| all published after the load stopped, s | {_num(m.get('caught_up_s'), 2)} |",
+        f"| batch transfers/s, relay on / off (same run) | {_rate(m.get('batch_relay_on_tps'))} "
+        f"/ {_rate(m.get('batch_relay_off_tps'))} "
+        f"({'-' if ratio is None else f'{ratio:.0%}'}) |",
+        f"| CPU % of the relay: drain / under load | {_num(m.get('relay_cpu_pct_drain'))} "
+        f"/ {_num(m.get('relay_cpu_pct_load'))} |",
+        "",
+        "Lag = events sequenced but not yet acknowledged by Kafka (head - cursor), sampled "
+        "every 0.5 s during the recorded batch run; age = since the oldest such event's "
+        "transaction began (includes the write and the sequencer). Both ratios are medians "
+        "of per-run ratios.",
+    ]
+    return lines
 
 
 def _counts(conservation: dict[str, Any]) -> str:
