@@ -23,7 +23,7 @@ import psycopg
 import pytest
 
 from moneta.webhooks import SignatureError, verify
-from tests.conftest import Server, Tenant, new_tenant
+from tests.conftest import Server, Tenant, free_port, new_tenant
 from tests.webhook_receiver import Answer, Received, Receiver
 
 TIMEOUT_S = 1.0
@@ -41,6 +41,17 @@ FAST_SETTINGS = {
 class Dispatcher:
     process: subprocess.Popen[bytes]
     log_path: Path
+    metrics_port: int
+
+    def outcomes(self) -> dict[str, float]:
+        """moneta_webhook_deliveries_total by outcome, from the process's /metrics."""
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+        found: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith("moneta_webhook_deliveries_total{"):
+                outcome = line.split('outcome="')[1].split('"')[0]
+                found[outcome] = float(line.rsplit(" ", 1)[1])
+        return found
 
     def assert_alive(self) -> None:
         if self.process.poll() is not None:
@@ -51,15 +62,16 @@ class Dispatcher:
 def dispatcher(server: Server, base_env: dict[str, str], workdir: Path) -> Iterator[Dispatcher]:
     """A real `moneta webhooks` process (the server fixture has run the migrations)."""
     log_path = workdir / "webhooks.log"
+    metrics_port = free_port()
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "moneta", "webhooks"],
+            [sys.executable, "-m", "moneta", "webhooks", "--metrics-port", str(metrics_port)],
             env={**base_env, **FAST_SETTINGS},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    running = Dispatcher(process, log_path)
+    running = Dispatcher(process, log_path, metrics_port)
     yield running
     running.assert_alive()
     process.send_signal(signal.SIGTERM)
@@ -313,6 +325,7 @@ def test_a_receiver_slower_than_the_timeout_is_retried(hooks: Hooks, receiver: R
 
 
 def test_dead_letter_then_redeliver(hooks: Hooks, receiver: Receiver) -> None:
+    before = hooks.dispatcher.outcomes()
     path, url = receiver.new_path(then=500)
     endpoint = hooks.create(url, ["transaction.created"])
     debit, credit = hooks.funded_pair()
@@ -333,6 +346,9 @@ def test_dead_letter_then_redeliver(hooks: Hooks, receiver: Receiver) -> None:
     assert len(receiver.received(path)) == tries
 
     assert [d["id"] for d in hooks.deliveries(endpoint["id"], "dead")] == [delivery["id"]]
+    outcomes = hooks.dispatcher.outcomes()  # the process's metrics saw it too
+    assert outcomes["dead"] >= before.get("dead", 0) + 1
+    assert outcomes["failed"] >= before.get("failed", 0) + tries - 1
     assert hooks.deliveries(endpoint["id"], "pending") == []
     assert hooks.deliveries(endpoint["id"], "succeeded") == []
     bad = hooks.api.get(

@@ -192,19 +192,26 @@ def relay(
 
 
 @cli.command()
-def webhooks() -> None:
+def webhooks(
+    metrics_port: Annotated[
+        int | None, typer.Option(help="serve Prometheus metrics on this port")
+    ] = None,
+) -> None:
     """Deliver events to tenants' webhook endpoints: signed, retried, dead-lettered."""
     from moneta.events.sequencer import Sequencer
+    from moneta.observability.metrics import serve_metrics
     from moneta.webhooks.dispatcher import Dispatcher
+    from moneta.webhooks.metrics import registry_for
 
     settings = _settings()
-    _daemon(
-        settings,
-        lambda db, url: [
-            Dispatcher(db, settings).run_forever(),
-            Sequencer(url, settings).run_forever(),
-        ],
-    )
+
+    def jobs(db: Database, url: str) -> list[Awaitable[None]]:
+        dispatcher = Dispatcher(db, settings)
+        if metrics_port is not None:
+            serve_metrics(registry_for(dispatcher), metrics_port)
+        return [dispatcher.run_forever(), Sequencer(url, settings).run_forever()]
+
+    _daemon(settings, jobs)
 
 
 @cli.command()

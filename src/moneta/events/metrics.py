@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import start_http_server
-from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from moneta.events.relay import Relay
+from moneta.observability.metrics import serve_metrics
 
 
 class RelayCollector(Collector):
@@ -56,5 +57,6 @@ class RelayCollector(Collector):
 
 
 def serve_relay_metrics(relay: Relay, port: int) -> None:
-    REGISTRY.register(RelayCollector(relay))
-    start_http_server(port, addr="0.0.0.0")  # noqa: S104 - scraped from outside the pod
+    registry = CollectorRegistry()
+    registry.register(RelayCollector(relay))
+    serve_metrics(registry, port)
