@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     events_slot: str | None = Field(
         default=None, pattern=r"^[a-z0-9_]{1,63}$", description="default: moneta_<database>"
     )
+    # Off: this process never sequences (another one does, or the stream is not wanted).
+    sequencer_enabled: bool = True
     sequencer_interval_s: float = Field(default=0.05, gt=0.0, le=60.0)
     sequencer_batch_changes: int = Field(default=20_000, ge=1, le=1_000_000)
 
@@ -88,7 +90,7 @@ class Settings(BaseSettings):
     sqs_queue_url: str | None = None
     sqs_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
-    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    relay_batch_size: int = Field(default=2000, ge=1, le=10_000)
     relay_interval_s: float = Field(default=0.05, gt=0.0, le=60.0)
     # A replica lets go of a ledger it has had nothing to send for this long, so others
     # (e.g. a replica that just started) can take it.

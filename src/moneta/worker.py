@@ -87,8 +87,7 @@ async def run_with_sequencer(db: Database, url: str, settings: Settings) -> None
     """The scheduled jobs, the invariant check and the event sequencer (which waits its
     turn if another process already sequences): what `moneta worker` and the in-process
     worker run."""
-    await asyncio.gather(
-        run_forever(db, settings),
-        check_invariants_forever(db, settings),
-        Sequencer(url, settings).run_forever(),
-    )
+    jobs = [run_forever(db, settings), check_invariants_forever(db, settings)]
+    if settings.sequencer_enabled:
+        jobs.append(Sequencer(url, settings).run_forever())
+    await asyncio.gather(*jobs)
