@@ -17,6 +17,7 @@ from moneta import __version__, worker
 from moneta.accounts.endpoints import router as accounts_router
 from moneta.auth.endpoints import router as api_keys_router
 from moneta.config import Settings
+from moneta.console.endpoints import router as console_router
 from moneta.db.database import Database
 from moneta.db.runtime import DatabaseHandle, open_database
 from moneta.events.endpoints import router as events_router
@@ -111,6 +112,7 @@ def create_app(settings: Settings, handle: DatabaseHandle | None = None) -> Fast
         events_router,
         webhooks_router,
         api_keys_router,
+        console_router,
     ):
         app.include_router(router)
 

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     # Redis unreachable: let requests through (true) or answer 503 (false).
     rate_limit_fail_open: bool = True
 
+    # The back-office console (/console) keeps its sessions in Redis.
+    console_session_idle_s: int = Field(default=1800, ge=60, le=86_400)
+    # Secure cookies need https (browsers treat http://localhost as secure too).
+    console_cookie_secure: bool = True
+
     log_level: str = "info"
     # json: one object per line with request_id and ledger_id (production); text: terminals.
     log_format: Literal["json", "text"] = "json"
