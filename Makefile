@@ -44,3 +44,12 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .moneta .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+## Helm chart: helm lint, helm template | kubeconform -strict (offline schemas), plus every
+## other deployment check; the pinned tools are built once into .services/tools.
+.PHONY: deploy-check
+deploy-check: install
+	bash scripts/tools/install.sh helm >/dev/null
+	bash scripts/tools/install.sh kubeconform >/dev/null
+	bash scripts/tools/install.sh k8s-schemas >/dev/null
+	MONETA_DEPLOY_CHECK=1 $(BIN)/python -m pytest tests/test_deploy.py
