@@ -11,6 +11,7 @@ cursor: the events since then go out again, with the same ids and sequences.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -19,13 +20,15 @@ from moneta.config import Settings
 from moneta.db.database import Database
 from moneta.events import repository
 from moneta.events.leases import Leases
-from moneta.events.sinks import Sink
+from moneta.events.sinks import Event, Sink
 
 log = logging.getLogger(__name__)
 
-# Ledgers looked at per pass, and published concurrently (each one strictly in order).
+# Ledgers looked at per pass, and published concurrently (each one strictly in order);
+# batches of one ledger per turn, so a busy ledger does not starve the others.
 LEDGERS_PER_PASS = 1000
 PARALLEL_LEDGERS = 8
+BATCHES_PER_TURN = 10
 
 
 @dataclass
@@ -102,19 +105,32 @@ class Relay:
     async def _drain(self, queue: asyncio.Queue[uuid.UUID], leases: Leases) -> None:
         while not queue.empty():
             ledger = queue.get_nowait()
-            await self.publish_next(ledger, leases)
+            await self.publish_ledger(ledger, leases)
 
-    async def publish_next(self, ledger: uuid.UUID, leases: Leases) -> int:
-        """One batch of one ledger: read after the cursor, publish, then mark."""
-        position = await leases.position(ledger)
+    async def _read(self, ledger: uuid.UUID, after: int) -> list[Event]:
         async with self.db.connection() as conn:
-            events = await repository.batch(conn, ledger, position, self.settings.relay_batch_size)
-        if not events:
-            return 0
-        await self.sink.publish(events)
-        await leases.mark(ledger, events[-1].sequence)
-        self.stats.published += len(events)
-        return len(events)
+            return await repository.batch(conn, ledger, after, self.settings.relay_batch_size)
+
+    async def publish_ledger(self, ledger: uuid.UUID, leases: Leases) -> int:
+        """Up to BATCHES_PER_TURN batches of one ledger, in order: publish one, wait for the
+        broker, mark it. The next batch is read from the database meanwhile."""
+        published = 0
+        following = asyncio.create_task(self._read(ledger, await leases.position(ledger)))
+        try:
+            for _ in range(BATCHES_PER_TURN):
+                events = await following
+                if not events:
+                    break
+                following = asyncio.create_task(self._read(ledger, events[-1].sequence))
+                await self.sink.publish(events)
+                await leases.mark(ledger, events[-1].sequence)
+                self.stats.published += len(events)
+                published += len(events)
+        finally:
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await following
+        return published
 
     async def watch_lag(self, interval_s: float = 5.0) -> None:
         """Keeps `stats.lag_*` current for the metrics endpoint and logs a growing lag."""
