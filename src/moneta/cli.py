@@ -123,10 +123,15 @@ def dev(host: Host = None, port: Port = None) -> None:
     _serve(settings, handle)
 
 
-def _daemon(settings: Settings, jobs: Callable[[Database, str], list[Awaitable[None]]]) -> None:
+def _daemon(
+    name: str, settings: Settings, jobs: Callable[[Database, str], list[Awaitable[None]]]
+) -> None:
     """Run long-lived jobs until SIGTERM or Ctrl-C, then close the pool and (if this
     process started it) the embedded database."""
+    from moneta.observability.tracing import configure_tracing
+
     _logging(settings)
+    tracer = configure_tracing(name)
     handle = open_database(settings)
 
     async def main() -> None:
@@ -144,6 +149,8 @@ def _daemon(settings: Settings, jobs: Callable[[Database, str], list[Awaitable[N
     except KeyboardInterrupt:
         pass
     finally:
+        if tracer is not None:
+            tracer.shutdown()
         handle.close()
 
 
@@ -152,7 +159,7 @@ def worker() -> None:
     """Run the scheduled jobs (expiry, folding, key pruning) and the event sequencer."""
     from moneta import worker as jobs
 
-    _daemon(_settings(), lambda db, url: [jobs.run_with_sequencer(db, url, _settings())])
+    _daemon("worker", _settings(), lambda db, url: [jobs.run_with_sequencer(db, url, _settings())])
 
 
 @cli.command()
@@ -188,7 +195,7 @@ def relay(
             Sequencer(url, settings).run_forever(),
         ]
 
-    _daemon(settings, jobs)
+    _daemon("relay", settings, jobs)
 
 
 @cli.command()
@@ -211,7 +218,7 @@ def webhooks(
             serve_metrics(registry_for(dispatcher), metrics_port)
         return [dispatcher.run_forever(), Sequencer(url, settings).run_forever()]
 
-    _daemon(settings, jobs)
+    _daemon("webhooks", settings, jobs)
 
 
 @cli.command()
