@@ -23,9 +23,10 @@ install: $(STAMP)
 run: install
 	$(BIN)/moneta dev
 
-## Lint, type-check and run the whole test suite against real services it starts itself.
-test: install lint
-	$(BIN)/python -m pytest
+## Lint, type-check and run the whole test suite against real services it starts itself,
+## the Helm chart included (helm and kubeconform are built once into .services/tools).
+test: install lint deploy-tools
+	MONETA_DEPLOY_CHECK=1 $(BIN)/python -m pytest
 
 check: test
 
@@ -47,9 +48,11 @@ clean:
 
 ## Helm chart: helm lint, helm template | kubeconform -strict (offline schemas), plus every
 ## other deployment check; the pinned tools are built once into .services/tools.
-.PHONY: deploy-check
-deploy-check: install
+.PHONY: deploy-check deploy-tools
+deploy-check: install deploy-tools
+	MONETA_DEPLOY_CHECK=1 $(BIN)/python -m pytest tests/test_deploy.py
+
+deploy-tools:
 	bash scripts/tools/install.sh helm >/dev/null
 	bash scripts/tools/install.sh kubeconform >/dev/null
 	bash scripts/tools/install.sh k8s-schemas >/dev/null
-	MONETA_DEPLOY_CHECK=1 $(BIN)/python -m pytest tests/test_deploy.py
