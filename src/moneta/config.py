@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     # `moneta dev` also relays from the api process when a sink is configured.
     inprocess_relay: bool = False
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # MSK and other managed brokers: TLS and/or SASL (SCRAM or PLAIN).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None  # default: the system's trust store
     kafka_topic_prefix: str = Field(default="moneta", pattern=r"^[A-Za-z0-9._-]{1,200}$")
     kafka_topic_partitions: int = Field(default=3, ge=1, le=10_000)
     kafka_replication_factor: int = Field(default=1, ge=1, le=16)

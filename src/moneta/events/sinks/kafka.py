@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -14,6 +16,22 @@ from aiokafka.errors import TopicAlreadyExistsError
 from moneta.config import Settings
 from moneta.events.schemas import EVENT_TYPES
 from moneta.events.sinks import Event
+
+
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """Brokers, TLS and SASL options shared by the producer and the admin client."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "client_id": "moneta-relay",
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+    if settings.kafka_security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism or "SCRAM-SHA-512"
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_password
+    return options
 
 
 class KafkaSink:
@@ -29,8 +47,7 @@ class KafkaSink:
     async def start(self) -> None:
         await self._create_topics()
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            client_id="moneta-relay",
+            **connection_options(self.settings),
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
@@ -44,9 +61,7 @@ class KafkaSink:
 
     async def _create_topics(self) -> None:
         """Topics are created if missing (brokers usually refuse to auto-create them)."""
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers, client_id="moneta-relay"
-        )
+        admin = AIOKafkaAdminClient(**connection_options(self.settings))
         await admin.start()
         try:
             existing = set(await admin.list_topics())
