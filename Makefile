@@ -52,7 +52,11 @@ clean:
 deploy-check: install deploy-tools
 	MONETA_DEPLOY_CHECK=1 $(BIN)/python -m pytest tests/test_deploy.py
 
+# Quiet unless a build fails (a cold helm build prints hundreds of "go: downloading").
 deploy-tools:
-	bash scripts/tools/install.sh helm >/dev/null
-	bash scripts/tools/install.sh kubeconform >/dev/null
-	bash scripts/tools/install.sh k8s-schemas >/dev/null
+	@mkdir -p .services
+	@for tool in helm kubeconform k8s-schemas; do \
+	  echo "deploy tools: $$tool"; \
+	  bash scripts/tools/install.sh $$tool >.services/install-$$tool.log 2>&1 \
+	    || { cat .services/install-$$tool.log; exit 1; }; \
+	done
