@@ -94,6 +94,15 @@ def serve(host: Host = None, port: Port = None, workers: Workers = None) -> None
     _serve(settings, None)
 
 
+def _dev_webhook_defaults(settings: Settings) -> dict[str, Any]:
+    defaults: dict[str, Any] = {}
+    if "MONETA_WEBHOOK_ALLOWED_NETWORKS" not in os.environ:
+        defaults["webhook_allowed_networks"] = "127.0.0.0/8,::1/128"
+    if "MONETA_WEBHOOK_ALLOW_HTTP" not in os.environ:
+        defaults["webhook_allow_http"] = True
+    return defaults
+
+
 @cli.command()
 def dev(host: Host = None, port: Port = None) -> None:
     """Everything in one process on embedded defaults; prints the URL and a new admin key."""
@@ -105,6 +114,8 @@ def dev(host: Host = None, port: Port = None) -> None:
             "inprocess_relay": True,
             # A terminal reads text; MONETA_LOG_FORMAT still wins.
             "log_format": settings.log_format if "MONETA_LOG_FORMAT" in os.environ else "text",
+            # Local development: webhooks may go to a receiver on this machine over http.
+            **_dev_webhook_defaults(settings),
         }
     )
     _logging(settings)
