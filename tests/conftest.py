@@ -168,6 +168,21 @@ class Stack:
     db: psycopg.Connection[Any]
 
 
+def redis_stack_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """STACK_ENV of modules whose server uses Redis, with a default rate limit far above
+    what tests send (only keys with their own limit are limited)."""
+    url: str = request.getfixturevalue("redis_url")
+    return {"MONETA_REDIS_URL": url, "MONETA_RATE_LIMIT_PER_S": "10000"}
+
+
+@pytest.fixture
+def stack_tenant(isolated_stack: Stack) -> Iterator[Tenant]:
+    """A fresh tenant on the module's isolated stack."""
+    t = new_tenant(isolated_stack.admin, isolated_stack.server)
+    yield t
+    t.client.close()
+
+
 def _module_env(request: pytest.FixtureRequest) -> dict[str, str]:
     """A module's STACK_ENV: a dict, or a function of the request (to use fixtures)."""
     extra = getattr(request.module, "STACK_ENV", {})

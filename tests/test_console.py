@@ -13,19 +13,14 @@ import httpx
 import pytest
 import redis.asyncio
 
-from tests.conftest import Stack, Tenant, new_tenant
+from tests.conftest import Stack, Tenant, new_tenant, redis_stack_env
 
-
-def STACK_ENV(request: pytest.FixtureRequest) -> dict[str, str]:  # noqa: N802 - read by conftest
-    url: str = request.getfixturevalue("redis_url")
-    return {"MONETA_REDIS_URL": url, "MONETA_RATE_LIMIT_PER_S": "10000"}
+STACK_ENV = redis_stack_env  # read by conftest's isolated_stack
 
 
 @pytest.fixture
-def tenant(isolated_stack: Stack) -> Iterator[Tenant]:
-    t = new_tenant(isolated_stack.admin, isolated_stack.server)
-    yield t
-    t.client.close()
+def tenant(stack_tenant: Tenant) -> Tenant:
+    return stack_tenant
 
 
 class Browser:

@@ -8,12 +8,9 @@ import subprocess
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.conftest import ROOT, Stack, new_tenant
+from tests.conftest import ROOT, Stack, new_tenant, redis_stack_env
 
-
-def STACK_ENV(request: pytest.FixtureRequest) -> dict[str, str]:  # noqa: N802 - read by conftest
-    url: str = request.getfixturevalue("redis_url")
-    return {"MONETA_REDIS_URL": url, "MONETA_RATE_LIMIT_PER_S": "10000"}
+STACK_ENV = redis_stack_env  # read by conftest's isolated_stack
 
 
 FLAGS = [

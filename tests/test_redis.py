@@ -7,7 +7,6 @@ import asyncio
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +14,22 @@ import httpx
 import pytest
 import redis.asyncio
 
-from tests.conftest import ROOT, Stack, Tenant, new_tenant, start_server, stop_server
+from tests.conftest import (
+    ROOT,
+    Stack,
+    Tenant,
+    new_tenant,
+    redis_stack_env,
+    start_server,
+    stop_server,
+)
 
-
-def STACK_ENV(request: pytest.FixtureRequest) -> dict[str, str]:  # noqa: N802 - read by conftest
-    url: str = request.getfixturevalue("redis_url")
-    # A default far above what the tests send: only keys with their own limit are limited.
-    return {"MONETA_REDIS_URL": url, "MONETA_RATE_LIMIT_PER_S": "10000"}
+STACK_ENV = redis_stack_env  # read by conftest's isolated_stack
 
 
 @pytest.fixture
-def tenant(isolated_stack: Stack) -> Iterator[Tenant]:
-    t = new_tenant(isolated_stack.admin, isolated_stack.server)
-    yield t
-    t.client.close()
+def tenant(stack_tenant: Tenant) -> Tenant:
+    return stack_tenant
 
 
 def limited_key(stack: Stack, tenant: Tenant, per_second: float, burst: int) -> str:

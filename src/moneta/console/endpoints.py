@@ -76,6 +76,15 @@ def _to_login() -> RedirectResponse:
     return RedirectResponse("/console/login", 303, headers=_HEADERS)
 
 
+async def _signed_in(request: Request, state: AppState) -> Session | Response:
+    """The session, or the answer to give instead (sign in first; sessions unavailable)."""
+    try:
+        session = await _session(request, state)
+    except SessionsUnavailableError:
+        return _unavailable()
+    return session if session is not None else _to_login()
+
+
 @router.get("/login")
 async def login_form(request: Request) -> Response:
     _store(app_state(request))
@@ -130,12 +139,9 @@ async def logout(request: Request) -> Response:
 @router.get("")
 async def home(request: Request) -> Response:
     state = app_state(request)
-    try:
-        session = await _session(request, state)
-    except SessionsUnavailableError:
-        return _unavailable()
-    if session is None:
-        return _to_login()
+    session = await _signed_in(request, state)
+    if isinstance(session, Response):
+        return session
     only = uuid.UUID(session.ledger_id) if session.ledger_id else None
     async with state.db.connection() as conn:
         rows = await ledgers.page(conn, only, None, 200)
@@ -145,12 +151,9 @@ async def home(request: Request) -> Response:
 @router.get("/ledgers/{ledger_id}")
 async def ledger(ledger_id: str, request: Request) -> Response:
     state = app_state(request)
-    try:
-        session = await _session(request, state)
-    except SessionsUnavailableError:
-        return _unavailable()
-    if session is None:
-        return _to_login()
+    session = await _signed_in(request, state)
+    if isinstance(session, Response):
+        return session
     parsed = parse_id(ledger_id)
     visible = parsed is not None and session.ledger_id in (None, str(parsed))
     info: dict[str, Any] | None = None
