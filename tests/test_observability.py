@@ -12,13 +12,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests.conftest import Stack, Tenant, free_port, new_tenant
+from tests.conftest import Stack, Tenant, free_port, new_tenant, start_server, stop_server
 
 RECEIVER_PORT = free_port()
 STACK_ENV = {
@@ -203,3 +204,18 @@ def test_broken_invariant_is_found_logged_exported_and_reported(
         "UPDATE balances SET posted_credits = posted_credits - 1 WHERE account_id = %s",
         (erin["id"],),
     )
+
+
+def test_metrics_token_guards_the_endpoint(base_env: dict[str, str], workdir: Path) -> None:
+    guarded = start_server(
+        {**base_env, "MONETA_METRICS_TOKEN": "scrape-me"}, workdir / "metrics-token.log"
+    )
+    try:
+        assert httpx.get(f"{guarded.url}/metrics").status_code == 401
+        wrong = httpx.get(f"{guarded.url}/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        right = httpx.get(f"{guarded.url}/metrics", headers={"Authorization": "Bearer scrape-me"})
+        assert right.status_code == 200
+        assert "moneta_http_request_duration_seconds" in right.text
+    finally:
+        stop_server(guarded)

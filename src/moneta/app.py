@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
@@ -145,7 +146,11 @@ def create_app(settings: Settings, handle: DatabaseHandle | None = None) -> Fast
     if settings.metrics_enabled:
 
         @app.get("/metrics", tags=["health"], include_in_schema=False)
-        async def prometheus(state: StateDep) -> Response:
+        async def prometheus(request: Request, state: StateDep) -> Response:
+            token = state.settings.metrics_token
+            given = request.headers.get("authorization", "")
+            if token and not secrets.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                raise MonetaError(401, "unauthorized", "metrics need the metrics token")
             await state.metrics.refresh(state.db)
             return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 

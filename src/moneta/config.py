@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     environment: str = "production"
     # GET /metrics on the API port (Prometheus text format; no tenant data in it).
     metrics_enabled: bool = True
+    # When set, GET /metrics wants `Authorization: Bearer <token>` (Prometheus:
+    # authorization.credentials); for an API port reachable from outside the cluster.
+    metrics_token: str | None = None
     # The worker checks every ledger invariant this often (a full pass over entries).
     invariant_check_interval_s: float = Field(default=3600.0, gt=0.0, le=7 * 86_400.0)
 
