@@ -68,3 +68,27 @@ def test_cursor_resumes_without_repeats(tenant: Tenant) -> None:
     more = tenant.client.get("/v1/events", params={"after": first["next_cursor"]}).json()
     assert [e["type"] for e in more["data"]] == ["account.created"]
     assert more["data"][0]["data"]["code"] == "b"
+
+
+def test_transaction_events_carry_balances_after(tenant: Tenant) -> None:
+    cash = tenant.account("cash", normal_balance="debit", overdraft_limit=None)
+    alice = tenant.account("alice")
+    tenant.transfer("cash", "alice", 10)
+    hold = tenant.transfer("alice", "cash", 4, pending=True)
+    tenant.client.post(f"/v1/transactions/{hold['id']}/post")
+    events = wait_events(tenant, 6)
+    by_type = {e["type"]: e for e in events}
+    balances = {
+        b["account_id"]: b["posted_after"] for b in by_type["transaction.created"]["balances"]
+    }
+    # Limit-free accounts take no lock, so they have no exact figure (as in the entries API).
+    assert balances == {alice["id"]: 10, cash["id"]: None}
+    pending = {
+        b["account_id"]: b["posted_after"] for b in by_type["transaction.pending"]["balances"]
+    }
+    assert pending[alice["id"]] == 10  # a hold does not move the posted balance
+    posted = {b["account_id"]: b["posted_after"] for b in by_type["transaction.posted"]["balances"]}
+    assert posted[alice["id"]] == 6
+    assert "balances" not in by_type["account.created"]
+    # A redelivery (a second read) carries the same figures.
+    assert wait_events(tenant, 6)[3]["balances"] == events[3]["balances"]

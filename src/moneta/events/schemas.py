@@ -38,6 +38,14 @@ EventType = Literal[
 ]
 
 
+class BalanceAfter(BaseModel):
+    account_id: uuid.UUID
+    posted_after: int | None = Field(
+        description="the account's posted balance right after this change; null for "
+        "accounts without an overdraft limit (as their entries' balance_after)"
+    )
+
+
 class EventOut(BaseModel):
     id: uuid.UUID = Field(description="stable: a redelivery carries the same id")
     type: EventType
@@ -45,6 +53,10 @@ class EventOut(BaseModel):
     sequence: int = Field(description="1, 2, 3... per ledger in commit order, without gaps")
     created_at: datetime = Field(description="when the change was written")
     data: dict[str, Any] = Field(description="the API representation of the subject")
+    balances: list[BalanceAfter] | None = Field(
+        default=None,
+        description="transaction events only: each account the change booked entries on",
+    )
 
 
 class EventPage(BaseModel):
@@ -62,6 +74,10 @@ def event_json_schema(event_type: str) -> dict[str, Any]:
     envelope["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     envelope["properties"]["type"] = {"const": event_type, "title": "Type", "type": "string"}
     envelope["properties"]["data"] = data
+    if event_type.startswith("transaction."):
+        envelope["required"] = [*envelope["required"], "balances"]
+    else:
+        del envelope["properties"]["balances"]
     if defs:
         envelope["$defs"] = defs
     return envelope
