@@ -9,16 +9,22 @@ from fastapi import Depends, Request
 
 from moneta.auth.schemas import Principal, Scope
 from moneta.auth.service import KeyCache, authenticate
-from moneta.http.deps import app_state
+from moneta.http.deps import AppState, app_state
 from moneta.http.problems import MonetaError
 from moneta.observability import context
 
 
+def local_key_cache(state: AppState) -> KeyCache:
+    """This process's short-lived cache of verified keys (created on first use)."""
+    cache = state.caches.get("auth")
+    if not isinstance(cache, KeyCache):
+        cache = state.caches["auth"] = KeyCache(state.settings.auth_cache_ttl_s)
+    return cache
+
+
 async def get_principal(request: Request) -> Principal:
     state = app_state(request)
-    cache = state.caches.get("auth")
-    if cache is None:
-        cache = state.caches["auth"] = KeyCache(state.settings.auth_cache_ttl_s)
+    cache = local_key_cache(state)
     principal = await authenticate(
         state.db, cache, request.headers.get("authorization"), state.key_cache
     )

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from moneta.auth import service
-from moneta.auth.deps import AdminDep
+from moneta.auth.deps import AdminDep, local_key_cache
 from moneta.auth.schemas import ApiKeyCreate, ApiKeyCreated
 from moneta.http.deps import DbDep, StateDep
 from moneta.http.ids import parse_id
@@ -45,7 +45,5 @@ async def revoke_api_key(key_id: str, principal: AdminDep, state: StateDep) -> R
     if parsed is None:
         raise not_found("API key")
     await service.revoke_key(state.db, principal, parsed, state.key_cache)
-    local = state.caches.get("auth")
-    if isinstance(local, service.KeyCache):
-        local.drop_key(parsed)
+    local_key_cache(state).drop_key(parsed)
     return Response(status_code=204)

@@ -16,7 +16,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from moneta.accounts import repository as accounts
-from moneta.auth.service import KeyCache, authenticate
+from moneta.auth.deps import local_key_cache
+from moneta.auth.service import authenticate
 from moneta.console import pages
 from moneta.console.sessions import COOKIE, Session, SessionStore, SessionsUnavailableError
 from moneta.http.deps import AppState, app_state
@@ -102,10 +103,12 @@ async def login(request: Request) -> Response:
     expected = request.cookies.get(LOGIN_CSRF)
     if not expected or not secrets.compare_digest(form.get("csrf", ""), expected):
         return _html(pages.login(expected or "", "The form expired; try again."), 400)
-    cache = state.caches.setdefault("auth", KeyCache(state.settings.auth_cache_ttl_s))
     try:
         principal = await authenticate(
-            state.db, cache, f"Bearer {form.get('api_key', '').strip()}", state.key_cache
+            state.db,
+            local_key_cache(state),
+            f"Bearer {form.get('api_key', '').strip()}",
+            state.key_cache,
         )
     except MonetaError:
         return _html(pages.login(expected, "That API key is not valid."), 401)

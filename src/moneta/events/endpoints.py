@@ -38,6 +38,7 @@ async def list_events(
     position = cursor_values(after, int)
     start = int(position[0]) if position else 0
     async with db.connection() as conn:
-        rows = await repository.events_after(conn, ledger, start, limit)
+        events = await repository.batch(conn, ledger, start, limit)
     # The stream has no end: the cursor always points at where to resume.
-    return page_response([body for _, body in rows], [rows[-1][0] if rows else start])
+    last = events[-1].sequence if events else start
+    return page_response([event.body.decode() for event in events], [last])

@@ -42,8 +42,12 @@ class Leases:
         self.held.clear()
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            # Closing the session releases every lease at once.
-            conn.terminate() if kind is not None else await conn.close()
+            # Ending the session releases every lease at once; after a failure the
+            # connection may be broken, so it is cut rather than closed politely.
+            if kind is None:
+                await conn.close()
+            else:
+                conn.terminate()
 
     @property
     def conn(self) -> Connection:

@@ -137,7 +137,8 @@ class Relay:
         while True:
             try:
                 async with self.db.connection() as conn:
-                    events, age = await repository.lag(conn, self.sink.name)
+                    lags = await repository.lags(conn, [self.sink.name])
+                events, age = lags.get(self.sink.name, (0, 0.0))
                 self.stats.lag_events, self.stats.lag_seconds = events, age
                 if age > 60:
                     log.warning("relay lag: %d events, oldest %.0f s", events, age)

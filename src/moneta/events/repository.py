@@ -7,20 +7,6 @@ import uuid
 from moneta.db.database import Connection
 from moneta.events.sinks import Event
 
-_EVENTS_AFTER = """
-    SELECT e.sequence, moneta_event_json(e, o)::text AS body
-      FROM event_log e JOIN outbox o ON o.ledger_id = e.ledger_id AND o.id = e.outbox_id
-     WHERE e.ledger_id = $1 AND e.sequence > $2
-     ORDER BY e.sequence LIMIT $3"""
-
-
-async def events_after(
-    conn: Connection, ledger_id: uuid.UUID, after: int, limit: int
-) -> list[tuple[int, str]]:
-    """The ledger's events with a sequence above `after`, oldest first, as JSON text."""
-    rows = await conn.fetch(_EVENTS_AFTER, ledger_id, after, limit)
-    return [(row["sequence"], row["body"]) for row in rows]
-
 
 async def ledgers_behind(conn: Connection, consumer: str, limit: int) -> list[uuid.UUID]:
     """Ledgers with events this consumer has not delivered yet."""
@@ -59,25 +45,31 @@ async def advance_cursor(
     )
 
 
-async def lag(conn: Connection, consumer: str) -> tuple[int, float]:
-    """(events not yet delivered, age in seconds of the oldest of them) over all ledgers."""
-    row = await conn.fetchrow(
-        """SELECT coalesce(sum(h.sequence - coalesce(c.sequence, 0)), 0)::bigint AS events,
+async def lags(conn: Connection, consumers: list[str] | None) -> dict[str, tuple[int, float]]:
+    """Per consumer (these, or every one with a cursor): events not yet delivered, and the
+    age in seconds of the oldest of them, over all ledgers."""
+    rows = await conn.fetch(
+        """WITH c AS (SELECT unnest($1::text[]) AS consumer
+                      UNION SELECT DISTINCT consumer FROM event_cursors WHERE $1 IS NULL)
+           SELECT c.consumer,
+                  coalesce(sum(h.sequence - coalesce(cc.sequence, 0))
+                           FILTER (WHERE h.sequence > coalesce(cc.sequence, 0)), 0)::bigint
+                    AS events,
                   coalesce(extract(epoch FROM now() - min(o.created_at)), 0)::float8 AS age
-             FROM event_heads h
-             LEFT JOIN event_cursors c ON c.consumer = $1 AND c.ledger_id = h.ledger_id
+             FROM c CROSS JOIN event_heads h
+             LEFT JOIN event_cursors cc ON cc.consumer = c.consumer AND cc.ledger_id = h.ledger_id
              LEFT JOIN event_log e ON e.ledger_id = h.ledger_id
-                                  AND e.sequence = coalesce(c.sequence, 0) + 1
+                                  AND e.sequence = coalesce(cc.sequence, 0) + 1
              LEFT JOIN outbox o ON o.ledger_id = e.ledger_id AND o.id = e.outbox_id
-            WHERE h.sequence > coalesce(c.sequence, 0)""",
-        consumer,
+            GROUP BY c.consumer""",
+        consumers,
     )
-    assert row is not None
-    return int(row["events"]), float(row["age"])
+    return {row["consumer"]: (int(row["events"]), float(row["age"])) for row in rows}
 
 
 async def batch(conn: Connection, ledger_id: uuid.UUID, after: int, limit: int) -> list[Event]:
-    """The next events a consumer should deliver for one ledger, in sequence order."""
+    """The ledger's events after `after`, in sequence order: what a consumer delivers
+    next, and a page of GET /v1/events."""
     rows = await conn.fetch(
         """SELECT e.sequence, o.event_id, o.type, moneta_event_json(e, o)::text AS body
              FROM event_log e JOIN outbox o ON o.ledger_id = e.ledger_id AND o.id = e.outbox_id

@@ -19,6 +19,7 @@ from prometheus_client import (
 )
 
 from moneta.db.database import Database
+from moneta.events import repository
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -94,23 +95,9 @@ class Metrics:
             self.scrape_errors.inc()
 
     async def _refresh_from(self, conn: Any) -> None:
-        rows = await conn.fetch(
-            """SELECT c.consumer,
-                      sum(h.sequence - coalesce(cc.sequence, 0))::bigint AS events,
-                      coalesce(extract(epoch FROM now() - min(e.sequenced_at)
-                               FILTER (WHERE h.sequence > coalesce(cc.sequence, 0))), 0)::float8
-                        AS age
-                 FROM (SELECT DISTINCT consumer FROM event_cursors) c
-                 CROSS JOIN event_heads h
-                 LEFT JOIN event_cursors cc
-                        ON cc.consumer = c.consumer AND cc.ledger_id = h.ledger_id
-                 LEFT JOIN event_log e ON e.ledger_id = h.ledger_id
-                                      AND e.sequence = coalesce(cc.sequence, 0) + 1
-                GROUP BY c.consumer"""
-        )
-        for row in rows:
-            self.event_lag.labels(row["consumer"]).set(row["events"])
-            self.event_lag_age.labels(row["consumer"]).set(row["age"])
+        for consumer, (events, age) in (await repository.lags(conn, None)).items():
+            self.event_lag.labels(consumer).set(events)
+            self.event_lag_age.labels(consumer).set(age)
         for row in await conn.fetch(
             "SELECT status, count(*) AS n FROM webhook_deliveries GROUP BY status"
         ):

@@ -44,15 +44,19 @@ def _new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
-async def _endpoint(db: DbDep, principal: Principal, endpoint_id: str) -> uuid.UUID:
-    """The id of a live endpoint the key may see; anything else is a 404."""
+async def _visible(db: DbDep, principal: Principal, endpoint_id: str) -> tuple[uuid.UUID, str]:
+    """The id and JSON of a live endpoint the key may see; anything else is a 404."""
     parsed = parse_id(endpoint_id)
     if parsed is not None:
         async with db.connection() as conn:
             found = await repository.get_endpoint(conn, parsed)
         if found is not None and principal.sees(found[0]):
-            return parsed
+            return parsed, found[1]
     raise not_found("webhook endpoint")
+
+
+async def _endpoint(db: DbDep, principal: Principal, endpoint_id: str) -> uuid.UUID:
+    return (await _visible(db, principal, endpoint_id))[0]
 
 
 @router.post(
@@ -105,12 +109,7 @@ async def list_endpoints(
 
 @router.get("/{endpoint_id}", response_model=WebhookEndpointOut)
 async def get_endpoint(endpoint_id: str, principal: ReadDep, db: DbDep) -> Response:
-    parsed = await _endpoint(db, principal, endpoint_id)
-    async with db.connection() as conn:
-        found = await repository.get_endpoint(conn, parsed)
-    if found is None:
-        raise not_found("webhook endpoint")
-    return json_response(found[1])
+    return json_response((await _visible(db, principal, endpoint_id))[1])
 
 
 @router.delete("/{endpoint_id}", status_code=204, response_class=Response)
